@@ -1,0 +1,231 @@
+"""Evaluate saved score maps against a WSOL metadata split.
+
+This is the engine behind ``hideseek loc evaluate --metadata ... --scoremaps ...``. Score
+maps are ``.npy`` files named by appending ``.npy`` to the image id, 2-D float in [0, 1]
+at ``resize_length`` x ``resize_length``; GT boxes are rescaled from the original image
+size to that square with each coordinate truncated to int, and GT masks are resized with
+nearest-neighbour sampling, as the public WSOL benchmark does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hideseek.localization.cam import nearest_indices
+from hideseek.localization.data.metadata import WSOLMetadata, load_metadata
+from hideseek.localization.metrics import (
+    V2_IOU_THRESHOLDS,
+    BoxAccuracy,
+    ClassificationAccuracy,
+    Oracle,
+    PixelAP,
+    ThresholdPolicy,
+    cam_thresholds,
+    check_scoremap,
+)
+
+__all__ = [
+    "EvaluationError",
+    "resize_box",
+    "load_gt_mask",
+    "load_predictions",
+    "evaluate_scoremaps",
+]
+
+RESIZE_LENGTH = 224
+
+
+class EvaluationError(ValueError):
+    """Input to an evaluation is missing or invalid; the message names the file."""
+
+
+def resize_box(box: Sequence[float], image_size: tuple[int, int], length: int) -> tuple[int, int, int, int]:
+    """Rescale ``x0, y0, x1, y1`` from ``image_size`` (w, h) to a ``length`` square, truncating."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = (float(v) for v in image_size)
+    size = float(length)
+    return int(x0 * size / w), int(y0 * size / h), int(x1 * size / w), int(y1 * size / h)
+
+
+def _read_gray(path: Path, length: int) -> np.ndarray:
+    if not path.is_file():
+        raise EvaluationError(f"{path}: mask file not found")
+    try:
+        with Image.open(path) as image:
+            gray = np.asarray(image.convert("L"), dtype=np.float32)
+    except OSError as error:
+        raise EvaluationError(f"{path}: cannot read mask image ({error})") from None
+    rows = nearest_indices(gray.shape[0], length)
+    cols = nearest_indices(gray.shape[1], length)
+    return gray[rows][:, cols]
+
+
+def load_gt_mask(mask_root: Path, mask_paths: Sequence[str], ignore_path: str, length: int = RESIZE_LENGTH) -> np.ndarray:
+    """GT mask at ``length`` x ``length``: 1 foreground (union of instances), 0 background, 255 ignore.
+
+    Ignore = the ignore mask minus the foreground. An empty ``ignore_path`` means none.
+    """
+    foreground = np.zeros((length, length), dtype=bool)
+    for mask_path in mask_paths:
+        foreground |= _read_gray(mask_root / mask_path, length) > 0.5
+    ignore = np.zeros_like(foreground)
+    if ignore_path:
+        ignore = (_read_gray(mask_root / ignore_path, length) > 0.5) & ~foreground
+    return foreground.astype(np.uint8) + 255 * ignore.astype(np.uint8)
+
+
+def load_predictions(path: str | Path) -> dict[str, list[int]]:
+    """Ranked class predictions per image id.
+
+    JSON ``{"<image_id>": [c1, c2, ...]}`` or text lines ``<image_id>,c1,c2,...`` (best
+    first; five classes for Top-5 Loc).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"{path}: predictions file not found")
+    if path.suffix == ".json":
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise EvaluationError(f"{path}: invalid JSON ({error})") from None
+        if not isinstance(raw, Mapping):
+            raise EvaluationError(f"{path}: expected an object mapping image id to class list")
+        out = {}
+        for image_id, classes in raw.items():
+            if not isinstance(classes, list) or not classes or not all(isinstance(c, int) for c in classes):
+                raise EvaluationError(f"{path}: entry {image_id!r} must be a non-empty list of class indices")
+            out[image_id] = classes
+        return out
+    out = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            image_id, *classes = text.split(",")
+            try:
+                out[image_id] = [int(c) for c in classes]
+            except ValueError:
+                out[image_id] = []
+            if not out[image_id]:
+                raise EvaluationError(f"{path}:{number}: expected '<image_id>,<c1>,...,<c5>', got {text!r}")
+    return out
+
+
+def _scoremap_path(root: Path, image_id: str) -> Path:
+    return root / f"{image_id}.npy"
+
+
+def _check_complete(ids: Sequence[str], have, what: str, where: Path) -> None:
+    missing = [i for i in ids if not have(i)]
+    if missing:
+        raise EvaluationError(
+            f"{where}: {len(missing)} of {len(ids)} {what} missing, first: {missing[:5]}"
+        )
+
+
+def _load_scoremap(path: Path, length: int) -> np.ndarray:
+    try:
+        scoremap = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise EvaluationError(f"{path}: cannot read score map ({error})") from None
+    if scoremap.shape != (length, length):
+        raise EvaluationError(f"{path}: score map has shape {scoremap.shape}, expected ({length}, {length})")
+    try:
+        check_scoremap(scoremap, str(path))
+    except (TypeError, ValueError) as error:
+        raise EvaluationError(str(error)) from None
+    # the reference quantises float64 maps; float32 maps are widened first
+    return scoremap.astype(np.float64, copy=False)
+
+
+def evaluate_scoremaps(
+    metadata: str | Path | WSOLMetadata,
+    scoremaps: str | Path,
+    *,
+    mask_root: str | Path | None = None,
+    cam_curve_interval: float = 0.01,
+    iou_thresholds: Sequence[int] = V2_IOU_THRESHOLDS,
+    box_v1: bool = False,
+    predictions: str | Path | Mapping[str, Sequence[int]] | None = None,
+    policy: ThresholdPolicy | None = None,
+    resize_length: int = RESIZE_LENGTH,
+    progress: bool | None = None,
+) -> dict:
+    """Score every image of a metadata split; return the result dict (values in percent).
+
+    Box splits give ``MaxBoxAcc`` (per IoU threshold), ``MaxBoxAccV2``, ``MaxBoxAccV1``,
+    ``GT-known Loc`` and, with ``predictions``, ``Top-1 Loc``/``Top-5 Loc`` and the
+    classification accuracies. Mask splits (``mask_root`` required) give ``PxAP``. Every
+    result names its ``policy``, counts ``num_images`` and ``num_constant_maps`` (maps with
+    one value everywhere, evaluated as the reference does), and ``seconds`` spent.
+    """
+    from tqdm.auto import tqdm
+
+    from hideseek.localization.boxes import max_iou_at_thresholds
+
+    policy = policy or Oracle()
+    meta = metadata if isinstance(metadata, WSOLMetadata) else load_metadata(metadata)
+    kind = meta.localization_type
+    if kind is None:
+        raise EvaluationError(f"{meta.root}: no localization.txt, nothing to evaluate")
+    root = Path(scoremaps)
+    if not root.is_dir():
+        raise EvaluationError(f"{root}: score map folder not found")
+    thresholds = cam_thresholds(cam_curve_interval)
+    # compile the box kernel before the clock starts: it is start-up, not evaluation
+    max_iou_at_thresholds(np.zeros((2, 2)), thresholds[:1], np.zeros((1, 4), dtype=np.int64))
+    start = time.perf_counter()
+    _check_complete(meta.image_ids, lambda i: _scoremap_path(root, i).is_file(), "score maps are", root)
+
+    ranked = None
+    if predictions is not None:
+        ranked = predictions if isinstance(predictions, Mapping) else load_predictions(predictions)
+        _check_complete(meta.image_ids, lambda i: i in ranked, "images have no prediction;", Path(str(predictions)))
+
+    if kind == "masks":
+        if mask_root is None:
+            raise EvaluationError(f"{meta.root}: this split has masks; pass --mask-root")
+        metric = PixelAP(thresholds)
+    else:
+        metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour=not box_v1)
+        classification = ClassificationAccuracy((1, 5))
+
+    constant = 0
+    for image_id in tqdm(meta.image_ids, desc="evaluating", unit="map", disable=None if progress is None else not progress):
+        path = _scoremap_path(root, image_id)
+        scoremap = _load_scoremap(path, resize_length)
+        constant += int(scoremap.min() == scoremap.max())
+        if kind == "masks":
+            mask = load_gt_mask(Path(mask_root), meta.mask_paths[image_id], meta.ignore_paths[image_id], resize_length)
+            metric.update(scoremap[None], mask[None])
+            continue
+        boxes = np.array(
+            [resize_box(b, meta.image_sizes[image_id], resize_length) for b in meta.boxes[image_id]],
+            dtype=np.int64,
+        )
+        if ranked is None:
+            metric.update(scoremap[None], [boxes])
+        else:
+            classes = np.asarray(ranked[image_id], dtype=np.int64)[None]
+            label = np.array([meta.class_labels[image_id]])
+            metric.update(scoremap[None], [boxes], classes, label)
+            classification.update(classes, label)
+
+    result = metric.compute() if kind == "masks" else metric.compute(policy)
+    if kind == "masks":
+        result["policy"] = {"name": "threshold-free"}
+        result["num_images"] = len(meta.image_ids)
+    elif ranked is not None:
+        result.update(classification.compute())
+    result["num_constant_maps"] = constant
+    result["cam_curve_interval"] = cam_curve_interval
+    result["metadata"] = str(meta.root)
+    result["seconds"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,511 @@
+"""WSOL metrics: accumulators with count-tensor state and their functional twins.
+
+Every accumulator follows the same life cycle (after torchmetrics' ``Metric``)::
+
+    metric.update(...)      # once per batch
+    metric.sync()           # optional: sum the count tensors over processes
+    metric.compute(policy)  # -> dict of numbers in percent, naming the threshold policy
+    metric.reset()
+
+State is integer count tensors only (per-threshold hit counts and histograms), so a
+distributed run sums them with one ``all_reduce`` each and gets exactly the numbers of a
+single process.
+
+Definitions follow the public WSOL benchmark (see REFERENCE.md):
+
+* ``BoxAcc(tau, d)``: share of images whose boxes at CAM threshold ``tau`` hit any GT box
+  with IoU >= d/100. ``MaxBoxAcc(d)``: its value at the threshold chosen by the policy
+  (the oracle takes the max over ``tau``). ``MaxBoxAccV2``: mean of MaxBoxAcc over
+  d in {30, 50, 70} with boxes of all contours; ``MaxBoxAccV1``: d = 50, largest contour.
+* Classic fixed-threshold metrics use the largest contour and IoU >= 0.5 (``strict_iou``
+  switches to > 0.5): GT-known Loc (box of the GT-class map hits), Top-1 Loc (top-1 class
+  correct and the box hits), Top-5 Loc (GT class in the top 5 and the box hits).
+* ``PxAP``: area under the pixel precision-recall curve over score histograms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from hideseek.localization.boxes import max_iou_at_thresholds
+
+__all__ = [
+    "ThresholdPolicy",
+    "Oracle",
+    "Fixed",
+    "Calibrated",
+    "cam_thresholds",
+    "check_scoremap",
+    "Metric",
+    "ClassificationAccuracy",
+    "BoxAccuracy",
+    "PixelAP",
+    "topk_accuracy",
+    "box_accuracy",
+    "pxap",
+]
+
+V2_IOU_THRESHOLDS = (30, 50, 70)
+LOC_IOU_THRESHOLD = 50
+
+
+def cam_thresholds(interval: float = 0.01) -> np.ndarray:
+    """CAM thresholds ``[0, interval, 2*interval, ...) < 1`` as the reference builds them."""
+    if not 0 < interval < 1:
+        raise ValueError(f"cam_curve_interval must be in (0, 1), got {interval}")
+    return np.arange(0, 1, interval)
+
+
+def check_scoremap(scoremap: np.ndarray, name: str = "score map") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``scoremap`` is a finite 2-D float map in [0, 1]."""
+    if not isinstance(scoremap, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(scoremap).__name__}")
+    if scoremap.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D map, got shape {scoremap.shape}")
+    if not np.issubdtype(scoremap.dtype, np.floating):
+        raise ValueError(f"{name}: expected a float map, got dtype {scoremap.dtype}")
+    if not np.isfinite(scoremap).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    low, high = float(scoremap.min()), float(scoremap.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name}: values must lie in [0, 1], got min {low} and max {high}")
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def _index_of(thresholds: np.ndarray, tau: float, what: str) -> int:
+    hits = np.flatnonzero(np.isclose(thresholds, tau, rtol=0, atol=1e-9))
+    if hits.size == 0:
+        step = thresholds[1] - thresholds[0] if thresholds.size > 1 else float("nan")
+        raise ValueError(
+            f"{what}: threshold {tau} is not on the CAM threshold grid "
+            f"(0 to {thresholds[-1]:.4g} in steps of {step:.4g}); choose a grid that contains it"
+        )
+    return int(hits[0])
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """How the CAM threshold behind a reported number is chosen."""
+
+    name: str = field(init=False, default="")
+
+    def index(self, metric: str, key: str, accuracies: np.ndarray, thresholds: np.ndarray) -> int:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class Oracle(ThresholdPolicy):
+    """Best threshold on the split being reported (the public benchmark's behaviour).
+
+    This peeks at the evaluation labels; report it as such, or use :class:`Calibrated`.
+    """
+
+    name: str = field(init=False, default="oracle")
+
+    def index(self, metric, key, accuracies, thresholds):
+        return int(np.argmax(accuracies))
+
+
+@dataclass(frozen=True)
+class Fixed(ThresholdPolicy):
+    """One threshold for every metric (the classic CAM / HaS protocol, e.g. 0.2 or 0.3)."""
+
+    tau: float
+    name: str = field(init=False, default="fixed")
+
+    def index(self, metric, key, accuracies, thresholds):
+        return _index_of(thresholds, self.tau, f"policy fixed, {metric}")
+
+    def describe(self):
+        return {"name": self.name, "tau": self.tau}
+
+
+@dataclass(frozen=True)
+class Calibrated(ThresholdPolicy):
+    """Thresholds chosen on another split (normally val) and applied unchanged here.
+
+    ``thresholds`` maps a metric name (``"MaxBoxAcc"``, ``"MaxBoxAccV2"``, ``"loc"``) to
+    either one threshold or a mapping from IoU threshold (as a string) to threshold.
+    """
+
+    thresholds: Mapping[str, float | Mapping[str, float]]
+    source: str = "val"
+    name: str = field(init=False, default="calibrated")
+
+    @classmethod
+    def from_result(cls, result: Mapping, source: str | None = None) -> Calibrated:
+        """Take the thresholds an oracle evaluation (a result dict or JSON) reported."""
+        table: dict[str, float | dict[str, float]] = {}
+        if "best_threshold" in result:
+            table["MaxBoxAcc"] = dict(result["best_threshold"])
+        if "best_threshold_v2" in result:
+            table["MaxBoxAccV2"] = dict(result["best_threshold_v2"])
+        if "loc_threshold" in result:
+            table["loc"] = float(result["loc_threshold"])
+        if not table:
+            raise ValueError(
+                "calibration result has none of 'best_threshold', 'best_threshold_v2', "
+                "'loc_threshold'"
+            )
+        return cls(table, source=source or str(result.get("split", "val")))
+
+    def index(self, metric, key, accuracies, thresholds):
+        if metric not in self.thresholds:
+            raise ValueError(
+                f"policy calibrated: no threshold for {metric!r} in the calibration "
+                f"(has {sorted(self.thresholds)})"
+            )
+        entry = self.thresholds[metric]
+        if isinstance(entry, Mapping):
+            if key not in entry:
+                raise ValueError(
+                    f"policy calibrated: no threshold for {metric}@{key} "
+                    f"(has {sorted(entry)})"
+                )
+            entry = entry[key]
+        return _index_of(thresholds, float(entry), f"policy calibrated, {metric}@{key}")
+
+    def describe(self):
+        return {"name": self.name, "source": self.source, "thresholds": dict(self.thresholds)}
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Metric:
+    """Accumulator base: integer count tensors registered in ``_states``."""
+
+    _states: tuple[str, ...] = ()
+
+    def reset(self) -> None:
+        for name in self._states:
+            getattr(self, name).zero_()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in self._states}
+
+    def merge(self, other: Metric) -> Metric:
+        """Add another accumulator's counts to this one (same configuration)."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for name in self._states:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine.shape != theirs.shape:
+                raise ValueError(f"cannot merge: state {name!r} has shape {theirs.shape}, not {mine.shape}")
+            mine += theirs.to(mine.device)
+        return self
+
+    def sync(self, group=None) -> None:
+        """Sum the count tensors over all processes (no-op without torch.distributed)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        for name in self._states:
+            tensor = getattr(self, name)
+            # gloo and nccl both reduce int64 exactly
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
+
+
+def _as_index_array(values, what: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{what}: expected integer class indices, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def _topk_from(predictions, k: int) -> np.ndarray:
+    """Accept logits (N, C) float or ranked class indices (N, k') int; return (N, k) indices."""
+    if isinstance(predictions, torch.Tensor) and predictions.is_floating_point():
+        k = min(k, predictions.shape[-1])
+        return predictions.detach().topk(k, dim=-1).indices.cpu().numpy()
+    if isinstance(predictions, np.ndarray) and np.issubdtype(predictions.dtype, np.floating):
+        return _topk_from(torch.from_numpy(predictions), k)
+    ranked = _as_index_array(predictions, "predictions")
+    if ranked.ndim == 1:
+        ranked = ranked[:, None]
+    return ranked[:, :k]
+
+
+class ClassificationAccuracy(Metric):
+    """Top-k classification accuracy (Top-1 Cls, Top-5 Cls)."""
+
+    _states = ("correct", "count")
+
+    def __init__(self, topk: Sequence[int] = (1, 5)):
+        self.topk = tuple(sorted(set(int(k) for k in topk)))
+        self.correct = torch.zeros(len(self.topk), dtype=torch.int64)
+        self.count = torch.zeros((), dtype=torch.int64)
+
+    def update(self, predictions, targets) -> None:
+        """``predictions``: logits (N, C) or ranked class indices (N, k); ``targets``: (N,)."""
+        targets = _as_index_array(targets, "targets").reshape(-1)
+        ranked = _topk_from(predictions, max(self.topk))
+        if ranked.shape[0] != targets.shape[0]:
+            raise ValueError(f"{ranked.shape[0]} predictions for {targets.shape[0]} targets")
+        hit_rank = _hit_rank(ranked, targets)
+        for i, k in enumerate(self.topk):
+            self.correct[i] += int((hit_rank < k).sum())
+        self.count += targets.shape[0]
+
+    def compute(self) -> dict[str, float]:
+        n = int(self.count)
+        if n == 0:
+            raise RuntimeError("ClassificationAccuracy: no samples were accumulated")
+        return {f"Top-{k} Cls": 100.0 * int(c) / n for k, c in zip(self.topk, self.correct)}
+
+
+def _hit_rank(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Rank (0-based) of each target in its ranked predictions; ``inf``-like when absent."""
+    match = ranked == targets[:, None]
+    return np.where(match.any(axis=1), match.argmax(axis=1), np.iinfo(np.int64).max)
+
+
+def _as_maps(scoremaps) -> list[np.ndarray]:
+    if isinstance(scoremaps, torch.Tensor):
+        scoremaps = scoremaps.detach().cpu().numpy()
+    if isinstance(scoremaps, np.ndarray):
+        if scoremaps.ndim == 2:
+            return [scoremaps]
+        if scoremaps.ndim == 3:
+            return list(scoremaps)
+        raise ValueError(f"score maps: expected (H, W) or (N, H, W), got shape {scoremaps.shape}")
+    return [np.asarray(m) for m in scoremaps]
+
+
+class BoxAccuracy(Metric):
+    """MaxBoxAcc (per IoU threshold), MaxBoxAccV2, MaxBoxAccV1, and the classic Loc metrics.
+
+    Parameters
+    ----------
+    thresholds:
+        CAM thresholds; default ``cam_thresholds(0.01)``.
+    iou_thresholds:
+        IoU thresholds in percent reported under ``MaxBoxAcc``.
+    multi_contour:
+        Boxes of all contours (V2, default) or of the largest contour only (V1) for
+        ``MaxBoxAcc``. ``MaxBoxAccV2`` always uses all contours and ``MaxBoxAccV1`` and the
+        classic metrics always the largest.
+    strict_iou:
+        Count a hit at IoU > d/100 instead of >= d/100 (some papers' convention).
+
+    State: for every IoU threshold d and CAM threshold tau, the number of images hit with
+    all-contour boxes and with the largest-contour box; for the classic metrics, per tau,
+    the number of Top-1 and Top-5 localisation hits; and the image count.
+    """
+
+    _states = ("hits_all", "hits_largest", "top1_loc", "top5_loc", "count", "classified")
+
+    def __init__(
+        self,
+        thresholds: np.ndarray | Sequence[float] | None = None,
+        iou_thresholds: Sequence[int] = V2_IOU_THRESHOLDS,
+        multi_contour: bool = True,
+        strict_iou: bool = False,
+    ):
+        self.thresholds = cam_thresholds() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        self.iou_thresholds = tuple(int(d) for d in iou_thresholds)
+        if not self.iou_thresholds or any(not 0 < d <= 100 for d in self.iou_thresholds):
+            raise ValueError(f"IoU thresholds must be in (0, 100], got {iou_thresholds}")
+        self.multi_contour = multi_contour
+        self.strict_iou = strict_iou
+        self._ious = tuple(sorted(set(self.iou_thresholds) | set(V2_IOU_THRESHOLDS) | {LOC_IOU_THRESHOLD}))
+        d, t = len(self._ious), len(self.thresholds)
+        self.hits_all = torch.zeros(d, t, dtype=torch.int64)
+        self.hits_largest = torch.zeros(d, t, dtype=torch.int64)
+        self.top1_loc = torch.zeros(t, dtype=torch.int64)
+        self.top5_loc = torch.zeros(t, dtype=torch.int64)
+        self.count = torch.zeros((), dtype=torch.int64)
+        self.classified = torch.zeros((), dtype=torch.int64)
+
+    def _hits(self, ious: np.ndarray) -> np.ndarray:
+        """(D, T) bool: IoU per threshold against each IoU threshold d/100."""
+        cut = np.array([d / 100 for d in self._ious])[:, None]
+        return ious[None, :] > cut if self.strict_iou else ious[None, :] >= cut
+
+    def update(self, scoremaps, gt_boxes, predictions=None, targets=None) -> None:
+        """Accumulate a batch.
+
+        Parameters
+        ----------
+        scoremaps:
+            (N, H, W) float maps in [0, 1] of the GT class (or a list of 2-D maps).
+        gt_boxes:
+            per image an (G, 4) array of ``x0, y0, x1, y1`` boxes in score-map pixels
+            (inclusive corners), G >= 1.
+        predictions, targets:
+            optional; logits (N, C) or ranked class indices (N, k>=5 for Top-5 Loc) and GT
+            labels (N,), for Top-1/Top-5 Loc.
+        """
+        maps = _as_maps(scoremaps)
+        if len(maps) != len(gt_boxes):
+            raise ValueError(f"{len(maps)} score maps for {len(gt_boxes)} box lists")
+        rank = None
+        if predictions is not None:
+            if targets is None:
+                raise ValueError("predictions given without targets")
+            targets = _as_index_array(targets, "targets").reshape(-1)
+            ranked = _topk_from(predictions, 5)
+            if ranked.shape[0] != len(maps) or targets.shape[0] != len(maps):
+                raise ValueError("predictions, targets and score maps differ in length")
+            rank = _hit_rank(ranked, targets)
+        loc_row = self._ious.index(LOC_IOU_THRESHOLD)
+        for i, (scoremap, boxes) in enumerate(zip(maps, gt_boxes)):
+            boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+            if boxes.shape[0] == 0:
+                raise ValueError(f"image {i} of the batch has no GT box")
+            iou_largest, iou_all = max_iou_at_thresholds(scoremap, self.thresholds, boxes)
+            hits_largest = self._hits(iou_largest)
+            self.hits_all += torch.from_numpy(self._hits(iou_all).astype(np.int64))
+            self.hits_largest += torch.from_numpy(hits_largest.astype(np.int64))
+            if rank is not None:
+                loc_hits = torch.from_numpy(hits_largest[loc_row].astype(np.int64))
+                if rank[i] < 1:
+                    self.top1_loc += loc_hits
+                if rank[i] < 5:
+                    self.top5_loc += loc_hits
+        self.count += len(maps)
+        if rank is not None:
+            self.classified += len(maps)
+
+    def compute(self, policy: ThresholdPolicy | None = None) -> dict:
+        """Numbers in percent, the chosen thresholds, and the policy that chose them."""
+        policy = policy or Oracle()
+        n = int(self.count)
+        if n == 0:
+            raise RuntimeError("BoxAccuracy: no images were accumulated")
+        acc_all = self.hits_all.numpy() * 100.0 / n
+        acc_largest = self.hits_largest.numpy() * 100.0 / n
+        acc_mode = acc_all if self.multi_contour else acc_largest
+
+        def pick(metric: str, d: int, table: np.ndarray) -> tuple[float, float]:
+            row = table[self._ious.index(d)]
+            idx = policy.index(metric, str(d), row, self.thresholds)
+            return float(row[idx]), float(self.thresholds[idx])
+
+        out: dict = {"box_mode": "all-contours" if self.multi_contour else "largest-contour"}
+        picked = {d: pick("MaxBoxAcc", d, acc_mode) for d in self.iou_thresholds}
+        out["MaxBoxAcc"] = {str(d): v for d, (v, _) in picked.items()}
+        out["best_threshold"] = {str(d): t for d, (_, t) in picked.items()}
+        picked_v2 = {d: pick("MaxBoxAccV2", d, acc_all) for d in V2_IOU_THRESHOLDS}
+        out["MaxBoxAccV2"] = float(np.mean([v for v, _ in picked_v2.values()]))
+        out["best_threshold_v2"] = {str(d): t for d, (_, t) in picked_v2.items()}
+        loc_value, loc_tau = pick("loc", LOC_IOU_THRESHOLD, acc_largest)
+        # MaxBoxAccV1 and GT-known Loc are the same count (largest contour, IoU 50) at the
+        # same policy-chosen threshold; both names are reported for the two literatures.
+        out["MaxBoxAccV1"] = loc_value
+        out["GT-known Loc"] = loc_value
+        out["loc_threshold"] = loc_tau
+        if int(self.classified):
+            if int(self.classified) != n:
+                raise RuntimeError(
+                    f"Top-1/Top-5 Loc need predictions for every image: got them for "
+                    f"{int(self.classified)} of {n}"
+                )
+            idx = _index_of(self.thresholds, loc_tau, "loc threshold")
+            out["Top-1 Loc"] = float(self.top1_loc[idx]) * 100.0 / n
+            out["Top-5 Loc"] = float(self.top5_loc[idx]) * 100.0 / n
+        out["iou_convention"] = "IoU > d/100" if self.strict_iou else "IoU >= d/100"
+        out["num_images"] = n
+        out["policy"] = policy.describe()
+        return out
+
+
+class PixelAP(Metric):
+    """PxAP: average precision of pixels over score thresholds (mask datasets).
+
+    GT masks use 1 = foreground, 0 = background, any other value (255) = ignore. Scores
+    are binned into ``[t_0, t_1), ..., [t_last, 1), [1, 2), [2, 3]`` as in the reference;
+    precision and recall are read off the reversed cumulative histograms.
+    """
+
+    _states = ("hist_positive", "hist_negative")
+
+    def __init__(self, thresholds: np.ndarray | Sequence[float] | None = None):
+        self.thresholds = cam_thresholds() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        self.edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
+        bins = len(self.edges) - 1
+        self.hist_positive = torch.zeros(bins, dtype=torch.int64)
+        self.hist_negative = torch.zeros(bins, dtype=torch.int64)
+
+    def _histogram(self, scores: np.ndarray) -> torch.Tensor:
+        # bin i holds edges[i] <= s < edges[i+1]; the last bin is closed (numpy.histogram)
+        index = np.searchsorted(self.edges, scores, side="right") - 1
+        index = np.clip(index, 0, len(self.edges) - 2)
+        return torch.from_numpy(np.bincount(index, minlength=len(self.edges) - 1).astype(np.int64))
+
+    def update(self, scoremaps, masks) -> None:
+        """``scoremaps``: (N, H, W) in [0, 1]; ``masks``: (N, H, W) uint8 with 0/1/255."""
+        maps = _as_maps(scoremaps)
+        masks = _as_maps(masks)
+        if len(maps) != len(masks):
+            raise ValueError(f"{len(maps)} score maps for {len(masks)} masks")
+        for i, (scoremap, mask) in enumerate(zip(maps, masks)):
+            if scoremap.shape != mask.shape:
+                raise ValueError(f"image {i}: score map {scoremap.shape} and mask {mask.shape} differ in shape")
+            scores = scoremap.astype(np.float64, copy=False)
+            self.hist_positive += self._histogram(scores[mask == 1])
+            self.hist_negative += self._histogram(scores[mask == 0])
+
+    def compute(self) -> dict:
+        positive = self.hist_positive.numpy().astype(np.float64)
+        negative = self.hist_negative.numpy().astype(np.float64)
+        tp = positive[::-1].cumsum()
+        fn = positive.sum() - tp
+        fp = negative[::-1].cumsum()
+        if ((tp + fn) <= 0).all():
+            raise RuntimeError("PxAP: no positive ground-truth pixel was accumulated")
+        if ((tp + fp) <= 0).all():
+            raise RuntimeError("PxAP: no pixel was predicted positive")
+        nonzero = (tp + fp) != 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = tp / (tp + fp)
+            recall = tp / (tp + fn)
+        area = (precision[1:] * np.diff(recall))[nonzero[1:]].sum()
+        return {"PxAP": float(area * 100), "num_pixels": int(positive.sum() + negative.sum())}
+
+
+# --------------------------------------------------------------------------- functional twins
+
+
+def topk_accuracy(predictions, targets, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """One-off Top-k classification accuracy in percent."""
+    metric = ClassificationAccuracy(topk)
+    metric.update(predictions, targets)
+    return metric.compute()
+
+
+def box_accuracy(
+    scoremaps,
+    gt_boxes,
+    predictions=None,
+    targets=None,
+    *,
+    thresholds=None,
+    iou_thresholds: Sequence[int] = V2_IOU_THRESHOLDS,
+    multi_contour: bool = True,
+    strict_iou: bool = False,
+    policy: ThresholdPolicy | None = None,
+) -> dict:
+    """One-off :class:`BoxAccuracy` over score maps and GT boxes."""
+    metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour, strict_iou)
+    metric.update(scoremaps, gt_boxes, predictions, targets)
+    return metric.compute(policy)
+
+
+def pxap(scoremaps, masks, thresholds=None) -> float:
+    """One-off PxAP in percent."""
+    metric = PixelAP(thresholds)
+    metric.update(scoremaps, masks)
+    return metric.compute()["PxAP"]
