@@ -1,0 +1,309 @@
+"""The ``hideseek`` command: ``hideseek <room> <verb> [options]``.
+
+Rooms import lazily inside each verb so that ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from hideseek import __version__
+
+
+def _write_json(result: dict, output: str | None) -> None:
+    text = json.dumps(result, indent=2, sort_keys=False)
+    if output:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+
+
+def _print_summary(result: dict) -> None:
+    """Readable one-screen summary of an evaluation result."""
+    rows = []
+    for key, value in result.items():
+        if isinstance(value, dict) and key in ("MaxBoxAcc", "best_threshold"):
+            for sub, sub_value in value.items():
+                rows.append((f"{key}@{sub}", sub_value))
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            rows.append((key, value))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+    policy = result.get("policy", {})
+    print(f"{'policy':<{width}}  {json.dumps(policy)}")
+
+
+# --------------------------------------------------------------------------- loc
+
+
+def _policy_from_args(args):
+    from hideseek.localization.metrics import Calibrated, Fixed, Oracle
+
+    if args.policy == "oracle":
+        return Oracle()
+    if args.policy == "fixed":
+        if args.tau is None:
+            raise SystemExit("error: --policy fixed needs --tau (e.g. 0.2)")
+        return Fixed(args.tau)
+    if not args.calibration:
+        raise SystemExit("error: --policy calibrated needs --calibration VAL_RESULT.json")
+    path = Path(args.calibration)
+    try:
+        return Calibrated.from_result(json.loads(path.read_text()), source=str(path))
+    except (OSError, json.JSONDecodeError, ValueError) as error:
+        raise SystemExit(f"error: {path}: cannot use as calibration ({error})") from None
+
+
+def _loc_evaluate(args) -> int:
+    from hideseek.localization.data.metadata import MetadataError
+    from hideseek.localization.evaluate import EvaluationError, evaluate_scoremaps
+
+    if args.checkpoint:
+        return _loc_evaluate_checkpoint(args)
+    if not (args.metadata and args.scoremaps):
+        raise SystemExit("error: give --checkpoint, or --metadata and --scoremaps")
+    policy = _policy_from_args(args)
+    try:
+        result = evaluate_scoremaps(
+            args.metadata,
+            args.scoremaps,
+            mask_root=args.mask_root,
+            cam_curve_interval=args.cam_curve_interval,
+            iou_thresholds=args.iou_thresholds,
+            box_v1=args.box_v1,
+            predictions=args.predictions,
+            policy=policy,
+            resize_length=args.resize_length,
+        )
+    except (MetadataError, EvaluationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _write_json(result, args.output)
+    _print_summary(result)
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _print_splits(results: dict) -> None:
+    for split, result in results.items():
+        print(f"== {split} ({result['policy']['name']})")
+        _print_summary(result)
+
+
+def _loc_evaluate_checkpoint(args) -> int:
+    from hideseek.localization.train import evaluate_checkpoint
+
+    try:
+        results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
+                                      scoremap_dir=args.save_scoremaps, device=args.device)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank holds the same numbers
+        _write_json(results, args.output)
+        _print_splits(results)
+    return 0
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    """``key=value`` pairs; values are JSON when they parse (numbers, lists), else strings."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --aug-param expects key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _loc_train(args) -> int:
+    from hideseek.localization.train import LocConfig, train
+
+    synthetic = {k: v for k, v in (("train", args.synthetic_train), ("val", args.synthetic_val),
+                                   ("test", args.synthetic_test), ("num_classes", args.num_classes),
+                                   ("image_size", args.image_size)) if v is not None}
+    try:
+        config = LocConfig(
+            dataset=args.dataset, data_root=args.data_root, metadata_root=args.metadata_root,
+            synthetic=synthetic, backbone=args.backbone, pool=args.pool, feature_stage=None if args.feature_stage < 0 else args.feature_stage,
+            large_feature_map=args.large_feature_map, pretrained_file=args.pretrained_file,
+            augmentation=args.augmentation, aug_params=_parse_params(args.aug_param), epochs=args.epochs,
+            batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+            resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size, seed=args.seed,
+            num_workers=args.workers, device=args.device, amp=not args.no_amp,
+            cam_curve_interval=args.cam_curve_interval,
+        )
+        output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
+        out = train(config, output, records=args.records, resume=args.resume, evaluate=not args.no_eval)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {out['checkpoint']}")
+    _print_splits(out["results"])
+    if args.records and out["results"]:
+        print(f"records appended to {args.records}")
+    return 0
+
+
+def _add_loc(rooms) -> None:
+    loc = rooms.add_parser("loc", help="weakly-supervised object localization", description="Weakly-supervised object localization: CAM evaluation.")
+    verbs = loc.add_subparsers(dest="verb", metavar="VERB", required=True)
+    ev = verbs.add_parser(
+        "evaluate",
+        help="score saved CAM score maps against a WSOL metadata split",
+        description=(
+            "Score saved score maps (<image_id>.npy, 2-D float in [0, 1]) against a split in "
+            "the public WSOL benchmark's metadata layout (image_ids.txt, class_labels.txt, "
+            "image_sizes.txt, localization.txt). Box splits give MaxBoxAcc per IoU threshold, "
+            "MaxBoxAccV2, MaxBoxAccV1/GT-known Loc (and Top-1/Top-5 Loc with --predictions); "
+            "mask splits give PxAP. Values are in percent."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ev.add_argument("--checkpoint", help="a 'loc train' checkpoint: evaluate it on its own data (val, test)")
+    ev.add_argument("--splits", nargs="+", default=["val", "test"], help="with --checkpoint: splits to score")
+    ev.add_argument("--save-scoremaps", help="with --checkpoint: write test score maps as <image_id>.npy here")
+    ev.add_argument("--records", default="runs/records.jsonl", help="with --checkpoint: result store to append to")
+    ev.add_argument("--device", help="with --checkpoint: device override (cpu, cuda, ...)")
+    ev.add_argument("--metadata", help="metadata folder of one split")
+    ev.add_argument("--scoremaps", help="folder of <image_id>.npy score maps")
+    ev.add_argument("--mask-root", help="root of the GT mask PNGs (mask splits such as OpenImages)")
+    ev.add_argument("--cam-curve-interval", type=float, default=0.01, help="CAM threshold step")
+    ev.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds (percent) for MaxBoxAcc")
+    ev.add_argument("--box-v1", action="store_true", help="MaxBoxAcc from the largest contour only (V1) instead of all contours")
+    ev.add_argument("--predictions", help="ranked classes per image (JSON {id: [c1..c5]} or lines id,c1,...,c5): adds Top-1/Top-5 Loc and Cls")
+    ev.add_argument("--policy", choices=["oracle", "fixed", "calibrated"], default="oracle", help="how the CAM threshold is chosen")
+    ev.add_argument("--tau", type=float, help="the threshold for --policy fixed")
+    ev.add_argument("--calibration", help="result JSON of an oracle run on val, for --policy calibrated")
+    ev.add_argument("--resize-length", type=int, default=224, help="side of the square score maps")
+    ev.add_argument("--output", help="write the result JSON here")
+    ev.set_defaults(handler=_loc_evaluate)
+
+    tr = verbs.add_parser(
+        "train",
+        help="train a CAM model (then score val and test, append result records)",
+        description=(
+            "Train a CAM classifier on a timm backbone with an augmentation from the registry "
+            "('hideseek augment list'), then evaluate val (oracle threshold) and test (oracle and "
+            "val-calibrated) and append one record per split and policy to --records."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    tr.add_argument("--dataset", default="synthetic", choices=["synthetic", "wsol"], help="embedded synthetic benchmark, or the WSOL benchmark layout")
+    tr.add_argument("--data-root", help="wsol: folder the image ids are relative to")
+    tr.add_argument("--metadata-root", help="wsol: folder holding train/ val/ test/ metadata")
+    tr.add_argument("--synthetic-train", type=int, help="synthetic: training images")
+    tr.add_argument("--synthetic-val", type=int, help="synthetic: val images")
+    tr.add_argument("--synthetic-test", type=int, help="synthetic: test images")
+    tr.add_argument("--num-classes", type=int, help="synthetic: number of classes")
+    tr.add_argument("--image-size", type=int, help="synthetic: image side in pixels")
+    tr.add_argument("--backbone", default="resnet18", help="any timm model name")
+    tr.add_argument("--pool", default="avg", choices=["avg", "max", "avgmax"], help="global pooling (GAP, GMP, both)")
+    tr.add_argument("--feature-stage", type=int, default=2, help="cut the backbone after this timm feature stage (-1: whole backbone)")
+    tr.add_argument("--large-feature-map", action="store_true", help="drop the last stride (as the WSOL benchmark)")
+    tr.add_argument("--pretrained-file", help="local backbone weights (nothing is downloaded)")
+    tr.add_argument("--augmentation", default="none", help="registry name: none, has, has-mixed, cutout, random-erasing, feature-has, ...")
+    tr.add_argument("--aug-param", action="append", default=[], metavar="KEY=VALUE", help="augmentation parameter, repeatable (e.g. grid_sizes=[0,16,32])")
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--crop-size", type=int, default=96, help="training crop and evaluation size")
+    tr.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    tr.add_argument("--cam-curve-interval", type=float, default=0.01)
+    tr.add_argument("--output", help="run folder (checkpoint, log); default runs/<dataset>-<backbone>-<aug>-s<seed>")
+    tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
+    tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
+    tr.add_argument("--no-eval", action="store_true", help="train only")
+    tr.set_defaults(handler=_loc_train)
+
+
+# --------------------------------------------------------------------------- augment
+
+
+def _augment_list(args) -> int:
+    from hideseek import augment
+
+    for name in augment.available():
+        print(name)
+    return 0
+
+
+def _add_augment(rooms) -> None:
+    room = rooms.add_parser("augment", help="Hide-and-Seek and comparison augmentations", description="Augmentations behind one name registry.")
+    verbs = room.add_subparsers(dest="verb", metavar="VERB", required=True)
+    listing = verbs.add_parser("list", help="list the registered augmentation names")
+    listing.set_defaults(handler=_augment_list)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo(args) -> int:
+    from hideseek.localization.demo import run_demo
+
+    out = run_demo(args.output, quick=args.quick, progress=not args.no_progress)
+    print()
+    print(out["markdown"])
+    for kind, path in out["files"].items():
+        print(f"{kind:>8}: {path}")
+    print(f"wall time: {out['seconds']:.0f} s")
+    return 0
+
+
+def _add_demo(rooms) -> None:
+    demo = rooms.add_parser(
+        "demo",
+        help="train CAM with and without Hide-and-Seek on the synthetic benchmark, score and draw",
+        description=(
+            "Train a baseline CAM model and a Hide-and-Seek model on the embedded synthetic "
+            "benchmark (CPU is enough), score Top-1 Cls, Top-1 Loc, GT-known Loc, MaxBoxAccV2 and "
+            "PxAP on its test split, print the comparison and write demo.csv/.md/.tex and demo.png."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument("--quick", action="store_true", help="tiny version (about a minute), for tests")
+    demo.add_argument("--output", default="results/demo", help="where tables, figure, runs and records go")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hideseek",
+        description="Hide-and-Seek and weakly-supervised localization benchmarks.",
+        epilog="Run 'hideseek <room> --help' for a room's verbs.",
+    )
+    parser.add_argument("--version", action="version", version=f"hideseek {__version__}")
+    rooms = parser.add_subparsers(dest="room", metavar="ROOM", required=True)
+    _add_demo(rooms)
+    _add_loc(rooms)
+    _add_augment(rooms)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
