@@ -307,3 +307,10 @@ def test_smooth_cam_maps_match_opencv():
     for _ in range(50):
         s = cam_like(rng)
         assert_same_as_reference(s, TAUS, random_gt(rng, s.shape))
+
+
+def test_bad_map_is_reported_before_bad_thresholds():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        boxes_at_thresholds(np.array([[0.0, 1.5]]), [2.0])
+    with pytest.raises(ValueError, match="NaN"):
+        max_iou_at_thresholds(np.array([[np.nan, 0.5]]), [-1.0], [[0, 0, 1, 1]])

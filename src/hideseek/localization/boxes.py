@@ -57,7 +57,11 @@ checked against OpenCV by the test suite):
   top-level contours in decreasing raster order of their first pixel, so
   among equal areas V1 takes the component whose first pixel comes last.
 
-Only the distinct levels among ``int(tau * m)`` are evaluated. The kernels are
+Only the distinct levels among ``int(tau * m)`` are evaluated: values are
+mapped to bands between consecutive levels, and a whole band enters a sweep
+at once. Quantisation and the first flood pass share one raster pass, the
+second flood pass also bucket-sorts the pixels by band, and the priority
+flood only visits the pixels those passes leave unsettled. The kernels are
 compiled with numba and cached on disk.
 """
 
@@ -200,14 +204,14 @@ _RING_DR = np.array([-1, -1, 0, 1, 1, 1, 0, -1], np.int64)
 _RING_DC = np.array([0, 1, 1, 1, 0, -1, -1, -1], np.int64)
 # The four 2x2 windows containing the centre pixel, as their other three pixels.
 _WINDOWS = ((7, 0, 6), (0, 1, 2), (2, 3, 4), (4, 5, 6))
-_EDGE_BITS = (0, 2, 4, 6)
 
 
 def _ring_tables():
     """Per ring mask: one neighbour of each 8-connected group, and area gains.
 
     Set neighbours that are 8-adjacent to each other already share a
-    component, so a new pixel needs one union per group of the ring.
+    component, so a new pixel needs one union per group of the ring. The
+    group holding the west neighbour, if set, comes first.
     ``gain_fg`` is twice the increase of the window area of a foreground set
     when the centre joins (a window holding 2 or 3 set pixels gains 1/2);
     ``gain_bg`` is the same for a hole, where each window holding at most one
@@ -218,7 +222,7 @@ def _ring_tables():
     gain_fg = np.zeros(256, np.int64)
     gain_bg = np.zeros(256, np.int64)
     for mask in range(256):
-        members = [b for b in range(8) if mask >> b & 1]
+        members = [b for b in (6, 7, 0, 1, 2, 3, 4, 5) if mask >> b & 1]
         seen = set()
         for b in members:
             if b in seen:
@@ -242,8 +246,9 @@ def _ring_tables():
 
 _RING_REPS, _RING_N_REPS, _GAIN_FG, _GAIN_BG = _ring_tables()
 
-# Columns of the per-pixel component table (meaningful at roots).
-_SIZE, _SLOT, _X0, _Y0, _X1, _Y1, _AREA2, _FIRST = range(8)
+# Columns of the component table (one row per component id).
+# The top row of a component is the row of its first pixel, so it is not kept.
+_SIZE, _SLOT, _X0, _X1, _Y1, _AREA2, _FIRST, _EXTRA = range(8)
 
 
 # ---------------------------------------------------------------------------
@@ -252,104 +257,208 @@ _SIZE, _SLOT, _X0, _Y0, _X1, _Y1, _AREA2, _FIRST = range(8)
 #
 # Pixels live on the map padded by one pixel on every side (padded index
 # P = (r + 1) * (W + 2) + c + 1), so neighbour lookups need no bounds checks
-# and padded indices keep raster order.
+# and padded indices keep raster order. Sorted pixel lists hold packed
+# coordinates ``r << 32 | c``.
+#
+# The sweeps work on bands rather than values. With the sorted distinct
+# levels L_0 < ... < L_{K-1}, the band of a value v is the number of levels
+# below v, so the foreground at level index k is exactly ``band > k`` and the
+# state of a sweep only has to be right after whole bands have entered.
 
 
 @numba.njit(cache=True)
-def _bucket_sort(q, t, hole_pixels_only):
-    """Pixels ordered by value, raster order within a value.
+def _put_value(qp, t, hist, P, Wp, v):
+    """Store value ``v`` of padded pixel ``P`` and take the first flood pass.
 
-    With ``hole_pixels_only``, keeps only the pixels that are hole pixels at
-    some level (``q < t``). Returns padded indices, rows, columns and
-    ``starts`` such that the pixels of value ``v`` are entries
-    ``starts[v]:starts[v + 1]``.
+    ``t[P] = max(v, min(t[north], t[west]))``: an upper bound of the border
+    level (see :func:`_flood_backward`), exact wherever it equals ``v``.
     """
-    H, W = q.shape
-    starts = np.zeros(_N_VALUES + 1, np.int64)
-    for r in range(H):
-        for c in range(W):
-            if not hole_pixels_only or q[r, c] < t[(r + 1) * (W + 2) + c + 1]:
-                starts[q[r, c] + 1] += 1
-    for v in range(_N_VALUES):
-        starts[v + 1] += starts[v]
-    fill = starts[:-1].copy()
-    pix = np.empty(starts[-1], np.int32)
-    rows = np.empty(starts[-1], np.int32)
-    cols = np.empty(starts[-1], np.int32)
-    for r in range(H):
-        for c in range(W):
-            P = (r + 1) * (W + 2) + c + 1
-            if not hole_pixels_only or q[r, c] < t[P]:
-                j = fill[q[r, c]]
-                fill[q[r, c]] += 1
-                pix[j] = P
-                rows[j] = r
-                cols[j] = c
-    return pix, rows, cols, starts
+    qp[P] = v
+    t[P] = max(v, min(t[P - Wp], t[P - 1]))
+    hist[v] += 1
 
 
 @numba.njit(cache=True)
-def _border_flood_levels(q):
-    """Lowest level at which each pixel joins the background of the border.
+def _pad_scores(s):
+    """Quantise a float map onto the padded grid (first flood pass included).
 
-    ``t[P]`` is the minimum, over 4-connected paths from the pixel to the
-    image border, of the largest ``q`` on the path. At level ``L`` a pixel is
-    background connected to the border iff ``t <= L``, and the pixels with
-    ``q <= L < t`` are exactly the hole pixels. The padding gets ``t = 0``.
-
-    Two raster passes give an upper bound that is already exact wherever it
-    equals ``q`` (almost everywhere on smooth maps); a priority flood with a
-    bucket queue, seeded from those exact pixels, settles the rest.
+    Returns the padded values, the flood bound, the value histogram and
+    whether all of ``s`` lies in [0, 1] (values outside count as 0 here).
     """
+    H, W = s.shape
+    Wp = W + 2
+    qp = np.zeros((H + 2) * Wp, np.uint8)
+    t = np.zeros((H + 2) * Wp, np.uint8)
+    hist = np.zeros(_N_VALUES, np.int64)
+    valid = True
+    for r in range(H):
+        for c in range(W):
+            x = s[r, c]
+            if not (0.0 <= x <= 1.0):  # also false for NaN
+                valid = False
+                x = 0.0
+            _put_value(qp, t, hist, (r + 1) * Wp + c + 1, Wp, np.uint8(x * 255.0))
+    return qp, t, hist, valid
+
+
+@numba.njit(cache=True)
+def _pad_quantized(q):
+    """:func:`_pad_scores` for a map that is already quantised (uint8)."""
     H, W = q.shape
     Wp = W + 2
-    n = (H + 2) * Wp
-    qp = np.zeros(n, np.uint8)
-    t = np.zeros(n, np.uint8)
+    qp = np.zeros((H + 2) * Wp, np.uint8)
+    t = np.zeros((H + 2) * Wp, np.uint8)
+    hist = np.zeros(_N_VALUES, np.int64)
     for r in range(H):
         for c in range(W):
+            _put_value(qp, t, hist, (r + 1) * Wp + c + 1, Wp, q[r, c])
+    return qp, t, hist
+
+
+@numba.njit(cache=True)
+def _distinct_levels(hist, taus):
+    """Sorted distinct levels ``int(tau * m)``, each threshold's index, bands.
+
+    ``m`` is the largest value present. ``lut[v]`` is the band of value ``v``.
+    """
+    m = 0
+    for v in range(_N_VALUES):
+        if hist[v]:
+            m = v
+    tau_levels = np.empty(taus.size, np.int64)
+    for i in range(taus.size):
+        tau_levels[i] = np.int64(taus[i] * m)
+    levels = np.unique(tau_levels)
+    index = np.searchsorted(levels, tau_levels)
+    lut = np.empty(_N_VALUES, np.uint8)
+    b = 0
+    for v in range(_N_VALUES):
+        while b < levels.size and levels[b] < v:
+            b += 1
+        lut[v] = b
+    return levels, index, lut
+
+
+@numba.njit(cache=True)
+def _flood_backward(qp, t, lut, hist, K, H, W):
+    """Second flood pass, bands, and the foreground pixels sorted by band.
+
+    The border level ``t`` of a pixel is the minimum, over 4-connected paths
+    to the image border, of the largest value on the path: at level ``L`` a
+    pixel is background connected to the border iff ``t <= L``, and the
+    pixels with ``q <= L < t`` are exactly the hole pixels. The forward pass
+    (:func:`_put_value`) and this backward pass give an upper bound that is
+    already exact wherever it equals ``q``; the other pixels are returned as
+    ``unsettled`` (decreasing padded index) for :func:`_settle_pockets`.
+
+    Returns ``tband`` (padded, the band of the bound; 0 on the padding),
+    ``order`` (packed coordinates of the pixels of band >= 1, by band
+    and in raster order within a band), ``starts`` (band ``b`` is
+    ``order[starts[b]:starts[b + 1]]``), ``unsettled`` and its length.
+    """
+    Wp = W + 2
+    n = (H + 2) * Wp
+    starts = np.zeros(K + 2, np.int64)
+    for v in range(_N_VALUES):
+        if lut[v]:
+            starts[lut[v] + 1] += hist[v]
+    for b in range(K + 1):
+        starts[b + 1] += starts[b]
+    ends = starts[1:].copy()  # ends[b] = starts[b + 1]; buckets fill backwards
+    order = np.empty(starts[K + 1], np.int64)
+    tband = np.zeros(n, np.uint8)
+    unsettled = np.empty(H * W, np.int32)
+    n_unsettled = 0
+    for r in range(H - 1, -1, -1):
+        for c in range(W - 1, -1, -1):
             P = (r + 1) * Wp + c + 1
-            qp[P] = q[r, c]
-            t[P] = max(q[r, c], min(t[P - Wp], t[P - 1]))
-    for P in range(n - Wp - 2, Wp, -1):
-        t[P] = max(qp[P], min(t[P], t[P + Wp], t[P + 1]))
-    final = t <= qp
-    may_seed = final.copy()
+            v = qp[P]
+            tv = max(v, min(t[P], t[P + Wp], t[P + 1]))
+            t[P] = tv
+            b = lut[v]
+            tband[P] = lut[tv]
+            if tv != v:
+                unsettled[n_unsettled] = P
+                n_unsettled += 1
+            if b:
+                ends[b] -= 1
+                order[ends[b]] = r << 32 | c
+    return tband, order, starts, unsettled, n_unsettled
+
+
+@numba.njit(cache=True)
+def _settle_pockets(qp, t, tband, lut, unsettled, n_unsettled, Wp):
+    """Exact border levels of the unsettled pixels (priority flood).
+
+    Settled neighbours of unsettled pixels seed a bucket queue; each
+    unsettled pixel gets ``max(q, level)`` of the pixel that reaches it
+    first. Updates ``t`` and ``tband`` in place.
+    """
+    state = np.zeros(t.size, np.uint8)  # 1: unsettled, 2: queued
+    for i in range(n_unsettled):
+        state[unsettled[i]] = 1
     head = np.full(_N_VALUES, -1, np.int32)
-    nxt = np.empty(n, np.int32)
-    for P in range(n):
-        if not final[P]:
-            for m in (P - Wp, P + Wp, P - 1, P + 1):
-                if may_seed[m]:
-                    may_seed[m] = False
-                    nxt[m] = head[t[m]]
-                    head[t[m]] = m
+    nxt = np.empty(t.size, np.int32)
+    for i in range(n_unsettled):
+        P = unsettled[i]
+        for m in (P - Wp, P + Wp, P - 1, P + 1):
+            if state[m] == 0:
+                state[m] = 2
+                nxt[m] = head[t[m]]
+                head[t[m]] = m
     for level in range(_N_VALUES):
         while head[level] != -1:
             P = head[level]
             head[level] = nxt[P]
             for m in (P - Wp, P + Wp, P - 1, P + 1):
-                if not final[m]:
-                    final[m] = True
+                if state[m] == 1:
+                    state[m] = 2
                     tm = max(qp[m], level)
                     t[m] = tm
+                    tband[m] = lut[tm]
                     nxt[m] = head[tm]
                     head[tm] = m
-    return t
 
 
 @numba.njit(cache=True)
-def _ring_mask(inset, P, off):
+def _sort_hole_pixels(qp, tband, lut, unsettled, n_unsettled, K, W):
+    """Pixels that are hole pixels at some level (``band < tband``), by band.
+
+    Hole pixels are unsettled, so only those are scanned. Returns packed
+    coordinates in raster order within a band and ``starts`` (band ``b`` is
+    ``order[starts[b]:starts[b + 1]]``).
+    """
+    Wp = W + 2
+    starts = np.zeros(K + 2, np.int64)
+    for i in range(n_unsettled):
+        P = unsettled[i]
+        if lut[qp[P]] < tband[P]:
+            starts[lut[qp[P]] + 1] += 1
+    for b in range(K + 1):
+        starts[b + 1] += starts[b]
+    ends = starts[1:].copy()
+    order = np.empty(starts[K + 1], np.int64)
+    for i in range(n_unsettled):  # decreasing raster order
+        P = unsettled[i]
+        b = lut[qp[P]]
+        if b < tband[P]:
+            ends[b] -= 1
+            order[ends[b]] = (P // Wp - 1) << 32 | (P % Wp - 1)
+    return order, starts
+
+
+@numba.njit(cache=True)
+def _ring_mask(inset, P, Wp):
     """Ring mask of the set neighbours of padded pixel ``P``."""
     return (
-        inset[P + off[0]]
-        | inset[P + off[1]] << 1
-        | inset[P + off[2]] << 2
-        | inset[P + off[3]] << 3
-        | inset[P + off[4]] << 4
-        | inset[P + off[5]] << 5
-        | inset[P + off[6]] << 6
-        | inset[P + off[7]] << 7
+        inset[P - Wp]
+        | inset[P - Wp + 1] << 1
+        | inset[P + 1] << 2
+        | inset[P + Wp + 1] << 3
+        | inset[P + Wp] << 4
+        | inset[P + Wp - 1] << 5
+        | inset[P - 1] << 6
+        | inset[P - Wp - 1] << 7
     )
 
 
@@ -364,9 +473,9 @@ def _new_forest(n_padded, n_pixels):
     """
     return (
         np.empty(n_padded, np.int32),
-        np.empty((n_pixels, 8), np.int32),
-        np.empty(n_pixels, np.int32),
-        np.zeros(n_padded, np.bool_),
+        np.empty((max(n_pixels, 1), 8), np.int32),
+        np.empty(max(n_pixels, 1), np.int32),
+        np.zeros(n_padded, np.uint8),
         np.zeros(2, np.int64),
     )
 
@@ -399,11 +508,11 @@ def _make_set(parent, comp, active, counts, P, r, c):
     comp[i, _SIZE] = 1
     comp[i, _SLOT] = counts[0]
     comp[i, _X0] = c
-    comp[i, _Y0] = r
     comp[i, _X1] = c
     comp[i, _Y1] = r
     comp[i, _AREA2] = 0
     comp[i, _FIRST] = P
+    comp[i, _EXTRA] = 0
     active[counts[0]] = i
     counts[0] += 1
 
@@ -415,7 +524,6 @@ def _attach(parent, comp, root, P, r, c):
     i = ~parent[root]
     comp[i, _SIZE] += 1
     comp[i, _X0] = min(comp[i, _X0], c)
-    comp[i, _Y0] = min(comp[i, _Y0], r)
     comp[i, _X1] = max(comp[i, _X1], c)
     comp[i, _Y1] = max(comp[i, _Y1], r)
     comp[i, _FIRST] = min(comp[i, _FIRST], P)
@@ -425,8 +533,8 @@ def _attach(parent, comp, root, P, r, c):
 def _union(parent, comp, active, counts, a, b):
     """Merge the components rooted at pixels ``a`` and ``b``.
 
-    Returns the surviving root; the absorbed component leaves the active
-    list (swapped with the last entry).
+    Returns the surviving root (union by size); the absorbed component
+    leaves the active list (swapped with the last entry).
     """
     if a == b:
         return a
@@ -436,7 +544,6 @@ def _union(parent, comp, active, counts, a, b):
     parent[b] = a
     comp[i, _SIZE] += comp[j, _SIZE]
     comp[i, _X0] = min(comp[i, _X0], comp[j, _X0])
-    comp[i, _Y0] = min(comp[i, _Y0], comp[j, _Y0])
     comp[i, _X1] = max(comp[i, _X1], comp[j, _X1])
     comp[i, _Y1] = max(comp[i, _Y1], comp[j, _Y1])
     comp[i, _AREA2] += comp[j, _AREA2]
@@ -484,19 +591,30 @@ def _push_row(buf, n, a, b, c, d, e):
     return buf, n + 1
 
 
+
+
 # ---------------------------------------------------------------------------
 # Sweeps over the levels
 # ---------------------------------------------------------------------------
 
 
 @numba.njit(cache=True)
-def _sweep_holes(t, order, rows, cols, starts, levels, H, W, gt, collect):
+def _unpack(packed, Wp):
+    """Row, column and padded index of a packed ``r << 32 | c`` entry."""
+    r = packed >> 32
+    c = packed & 0xFFFFFFFF
+    return r, c, (r + 1) * Wp + c + 1
+
+
+@numba.njit(cache=True)
+def _sweep_holes(tband, order, starts, K, H, W, gt, collect):
     """Holes at each level: their boxes, best IoU, and what V1 needs.
 
-    Hole pixels (``q <= L < t``; ``order`` holds the pixels with ``q < t``)
-    enter in increasing ``q`` with 4-connectivity. A component dies as a
-    whole when it reaches the border background (``t <= L``); it is then
-    dropped from the active list.
+    Hole pixels (``band <= k < tband`` at level index ``k``; ``order`` holds
+    the pixels with ``band < tband``) enter band by band in increasing order
+    with 4-connectivity. A component dies as a whole when it reaches the
+    border background (``tband <= k``); it is then dropped from the active
+    list.
 
     Returns
     -------
@@ -505,45 +623,40 @@ def _sweep_holes(t, order, rows, cols, starts, levels, H, W, gt, collect):
     holes, bounds : rows ``(first pixel, twice the area, 0, 0, 0)``; the holes
         of level ``k`` are ``holes[bounds[k]:bounds[k + 1]]``
     """
-    parent, comp, active, inset, counts = _new_forest(t.size, order.size)
-    off = _RING_DR * (W + 2) + _RING_DC
-    ious = np.zeros(levels.size)
+    Wp = W + 2
+    parent, comp, active, inset, counts = _new_forest(tband.size, order.size)
+    ious = np.zeros(K)
     boxes = np.empty((0, 5), np.int64)
     n_boxes = 0
     holes = np.empty((0, 5), np.int64)
-    bounds = np.zeros(levels.size + 1, np.int64)
-    v = 0
-    for k in range(levels.size):
-        level = levels[k]
-        while v <= level:
-            for j in range(starts[v], starts[v + 1]):
-                P = order[j]
-                # Add hole pixel P, merging it with its 4-connected set
-                # neighbours (written out: a call per pixel costs too much).
-                mask = _ring_mask(inset, P, off)
-                root = -1
-                for b in _EDGE_BITS:
-                    if mask >> b & 1:
-                        other = _find(parent, P + off[b])
-                        if root == -1:
-                            root = other
-                            _attach(parent, comp, root, P, rows[j], cols[j])
-                        else:
-                            root = _union(parent, comp, active, counts, root, other)
-                if root == -1:
-                    _make_set(parent, comp, active, counts, P, rows[j], cols[j])
-                    root = P
-                comp[~parent[root], _AREA2] += _GAIN_BG[mask]
-                inset[P] = True
-            v += 1
+    bounds = np.zeros(K + 1, np.int64)
+    for k in range(K):
+        for j in range(starts[k], starts[k + 1]):
+            # Add hole pixel P, merging it with its 4-connected set
+            # neighbours (written out: a call per pixel costs too much).
+            r, c, P = _unpack(order[j], Wp)
+            root = -1
+            for m in (P - Wp, P + 1, P + Wp, P - 1):
+                if inset[m]:
+                    other = _find(parent, m)
+                    if root == -1:
+                        root = other
+                        _attach(parent, comp, root, P, r, c)
+                    else:
+                        root = _union(parent, comp, active, counts, root, other)
+            if root == -1:
+                _make_set(parent, comp, active, counts, P, r, c)
+                root = P
+            comp[~parent[root], _AREA2] += _GAIN_BG[_ring_mask(inset, P, Wp)]
+            inset[P] = 1
         n_holes = bounds[k]
         s = 0
         while s < counts[0]:
             i = active[s]
-            if t[comp[i, _FIRST]] <= level:
+            if tband[comp[i, _FIRST]] <= k:
                 _deactivate(comp, active, counts, s)
                 continue
-            x0, y0 = comp[i, _X0] - 1, comp[i, _Y0] - 1
+            x0, y0 = comp[i, _X0] - 1, comp[i, _FIRST] // Wp - 2
             x1, y1 = min(comp[i, _X1] + 2, W - 1), min(comp[i, _Y1] + 2, H - 1)
             ious[k] = max(ious[k], _best_iou(x0, y0, x1, y1, gt))
             if collect:
@@ -555,57 +668,58 @@ def _sweep_holes(t, order, rows, cols, starts, levels, H, W, gt, collect):
 
 
 @numba.njit(cache=True)
-def _top_level_component(parent, t, P, level):
+def _top_level_component(parent, tband, P, k):
     """Id of the top-level component whose filled region contains ``P``.
 
-    Walks left from ``P`` while inside filled regions (``t > level``); the
+    Walks left from ``P`` while inside filled regions (``tband > k``); the
     pixel right after the first one outside lies on the top-level component.
     """
     y = P - 1
-    while t[y] > level:
+    while tband[y] > k:
         y -= 1
     return _component(parent, y + 1)
 
 
 @numba.njit(cache=True)
-def _largest_component(parent, comp, active, n_active, t, level, holes, extra):
+def _largest_component(parent, comp, active, n_active, tband, k, holes):
     """Id of the V1 contour's component: the top-level one of largest area.
 
     A component is nested iff the pixel left of its first pixel is a hole
     pixel. The contour area of a top-level component is its own window area
-    plus those of every hole and nested component inside it. Ties go to the
-    latest first pixel, the contour OpenCV lists first.
+    plus those of every hole and nested component inside it (summed in the
+    ``_EXTRA`` column, zero outside this function). Ties go to the latest
+    first pixel, the contour OpenCV lists first.
     """
     if holes.shape[0]:
         for h in range(holes.shape[0]):
-            extra[_top_level_component(parent, t, holes[h, 0], level)] += holes[h, 1]
+            comp[_top_level_component(parent, tband, holes[h, 0], k), _EXTRA] += holes[h, 1]
         for s in range(n_active):
             i = active[s]
-            if t[comp[i, _FIRST] - 1] > level:
-                extra[_top_level_component(parent, t, comp[i, _FIRST], level)] += comp[i, _AREA2]
+            if tband[comp[i, _FIRST] - 1] > k:
+                comp[_top_level_component(parent, tband, comp[i, _FIRST], k), _EXTRA] += comp[i, _AREA2]
     best = -1
     best_area = -1
     for s in range(n_active):
         i = active[s]
-        if t[comp[i, _FIRST] - 1] > level:
+        if tband[comp[i, _FIRST] - 1] > k:
             continue
-        area = comp[i, _AREA2] + extra[i]
+        area = comp[i, _AREA2] + comp[i, _EXTRA]
         if area > best_area or (area == best_area and comp[i, _FIRST] > comp[best, _FIRST]):
             best = i
             best_area = area
     if holes.shape[0]:
         for s in range(n_active):
-            extra[active[s]] = 0
+            comp[active[s], _EXTRA] = 0
     return best
 
 
 @numba.njit(cache=True)
-def _sweep_components(t, order, rows, cols, starts, levels, H, W, gt, collect, holes, bounds):
+def _sweep_components(tband, order, starts, K, H, W, gt, collect, holes, bounds):
     """Foreground components at each level: V2 boxes and the V1 box.
 
-    Pixels enter in decreasing ``q`` with 8-connectivity; after all pixels
-    above ``levels[k]`` are in, the active components are those of
-    ``q > levels[k]``. A level without foreground gives ``[0, 0, 0, 0]``.
+    Bands enter in decreasing order with 8-connectivity; after bands
+    ``> k`` are in, the active components are those of level index ``k``. A
+    level without foreground gives ``[0, 0, 0, 0]``.
 
     Returns
     -------
@@ -613,35 +727,36 @@ def _sweep_components(t, order, rows, cols, starts, levels, H, W, gt, collect, h
     boxes, n_boxes : if ``collect``, rows ``(x0, y0, x1, y1, level index)``
     largest : ``(K, 4)`` V1 box per level
     """
-    parent, comp, active, inset, counts = _new_forest(t.size, order.size)
-    off = _RING_DR * (W + 2) + _RING_DC
-    extra = np.zeros(order.size, np.int64)
-    ious = np.zeros(levels.size)
-    largest = np.zeros((levels.size, 4), np.int64)
+    Wp = W + 2
+    parent, comp, active, inset, counts = _new_forest(tband.size, order.size)
+    off = _RING_DR * Wp + _RING_DC
+    ious = np.zeros(K)
+    largest = np.zeros((K, 4), np.int64)
     boxes = np.empty((0, 5), np.int64)
     n_boxes = 0
-    v = _N_VALUES - 1
-    for k in range(levels.size - 1, -1, -1):
-        level = levels[k]
-        while v > level:
-            for j in range(starts[v], starts[v + 1]):
-                # Add pixel P; its set neighbours form at most four groups,
-                # each already one component. (Written out here: a call per
-                # pixel would cost more than the work.)
-                P = order[j]
-                mask = _ring_mask(inset, P, off)
-                n_groups = _RING_N_REPS[mask]
-                if n_groups == 0:
-                    _make_set(parent, comp, active, counts, P, rows[j], cols[j])
-                else:
+    prev, root = -1, -1
+    for k in range(K - 1, -1, -1):
+        for j in range(starts[k + 1], starts[k + 2]):
+            # Add pixel P; its set neighbours form at most four groups, each
+            # already one component. (Written out here: a call per pixel
+            # would cost more than the work.) If the west neighbour entered
+            # just before, ``root`` is still its root.
+            r, c, P = _unpack(order[j], Wp)
+            mask = _ring_mask(inset, P, Wp)
+            n_groups = _RING_N_REPS[mask]
+            if n_groups == 0:
+                _make_set(parent, comp, active, counts, P, r, c)
+                root = P
+            else:
+                if prev != P - 1:
                     root = _find(parent, P + off[_RING_REPS[mask, 0]])
-                    _attach(parent, comp, root, P, rows[j], cols[j])
-                    for g in range(1, n_groups):
-                        other = _find(parent, P + off[_RING_REPS[mask, g]])
-                        root = _union(parent, comp, active, counts, root, other)
-                    comp[~parent[root], _AREA2] += _GAIN_FG[mask]
-                inset[P] = True
-            v -= 1
+                _attach(parent, comp, root, P, r, c)
+                for g in range(1, n_groups):
+                    other = _find(parent, P + off[_RING_REPS[mask, g]])
+                    root = _union(parent, comp, active, counts, root, other)
+                comp[~parent[root], _AREA2] += _GAIN_FG[mask]
+            inset[P] = 1
+            prev = P
         if counts[0] == 0:
             ious[k] = _best_iou(0, 0, 0, 0, gt)
             if collect:
@@ -649,61 +764,83 @@ def _sweep_components(t, order, rows, cols, starts, levels, H, W, gt, collect, h
             continue
         for s in range(counts[0]):
             i = active[s]
-            x0, y0 = comp[i, _X0], comp[i, _Y0]
+            x0, y0 = comp[i, _X0], comp[i, _FIRST] // Wp - 1
             x1, y1 = min(comp[i, _X1] + 1, W - 1), min(comp[i, _Y1] + 1, H - 1)
             ious[k] = max(ious[k], _best_iou(x0, y0, x1, y1, gt))
             if collect:
                 boxes, n_boxes = _push_row(boxes, n_boxes, x0, y0, x1, y1, k)
         holes_k = holes[bounds[k] : bounds[k + 1]]
-        best = _largest_component(parent, comp, active, counts[0], t, level, holes_k, extra)
+        best = _largest_component(parent, comp, active, counts[0], tband, k, holes_k)
         largest[k, 0] = comp[best, _X0]
-        largest[k, 1] = comp[best, _Y0]
+        largest[k, 1] = comp[best, _FIRST] // Wp - 1
         largest[k, 2] = min(comp[best, _X1] + 1, W - 1)
         largest[k, 3] = min(comp[best, _Y1] + 1, H - 1)
     return ious, boxes, n_boxes, largest
 
 
 @numba.njit(cache=True)
-def _sweep_all(q, levels, gt, collect):
-    """Both sweeps for sorted distinct ``levels``.
+def _sweep_all(qp, t, hist, H, W, levels, lut, gt, collect):
+    """Both sweeps over a padded map from :func:`_pad_scores` or
+    :func:`_pad_quantized` (``qp``, ``t`` are modified) for its sorted
+    distinct ``levels`` and band table ``lut``.
 
     Returns the V1 boxes ``(K, 4)``, the best V2 IoU per level and, if
     ``collect``, every V2 box as rows ``(x0, y0, x1, y1, level index)``.
     """
-    H, W = q.shape
-    t = _border_flood_levels(q)
-    order, rows, cols, starts = _bucket_sort(q, t, True)
+    K = levels.size
+    tband, order, starts, unsettled, n_unsettled = _flood_backward(qp, t, lut, hist, K, H, W)
+    _settle_pockets(qp, t, tband, lut, unsettled, n_unsettled, W + 2)
+    hole_order, hole_starts = _sort_hole_pixels(qp, tband, lut, unsettled, n_unsettled, K, W)
     hole_ious, hole_boxes, n_hole_boxes, holes, bounds = _sweep_holes(
-        t, order, rows, cols, starts, levels, H, W, gt, collect
+        tband, hole_order, hole_starts, K, H, W, gt, collect
     )
-    order, rows, cols, starts = _bucket_sort(q, t, False)
     ious, boxes, n_boxes, largest = _sweep_components(
-        t, order, rows, cols, starts, levels, H, W, gt, collect, holes, bounds
+        tband, order, starts, K, H, W, gt, collect, holes, bounds
     )
     all_boxes = np.concatenate((boxes[:n_boxes], hole_boxes[:n_hole_boxes]))
     return largest, np.maximum(ious, hole_ious), all_boxes
 
 
 @numba.njit(cache=True)
-def _max_iou_kernel(q, tau_levels, gt):
-    """Per-threshold V1 and V2 best IoUs of one quantised map."""
-    levels = np.unique(tau_levels)
-    index = np.searchsorted(levels, tau_levels)
-    largest, v2, _ = _sweep_all(q, levels, gt, False)
+def _max_iou_padded(qp, t, hist, H, W, taus, gt):
+    """Per-threshold V1 and V2 best IoUs of one padded map."""
+    levels, index, lut = _distinct_levels(hist, taus)
+    largest, v2, _ = _sweep_all(qp, t, hist, H, W, levels, lut, gt, False)
     v1 = np.empty(levels.size)
     for k in range(levels.size):
         v1[k] = _best_iou(largest[k, 0], largest[k, 1], largest[k, 2], largest[k, 3], gt)
     return v1[index], v2[index]
 
 
+@numba.njit(cache=True)
+def _max_iou_kernel(s, taus, gt):
+    """:func:`_max_iou_padded` of a float map; ``valid`` is False (and the
+    IoUs meaningless) if a value lies outside [0, 1]."""
+    H, W = s.shape
+    qp, t, hist, valid = _pad_scores(s)
+    v1, v2 = _max_iou_padded(qp, t, hist, H, W, taus, gt)
+    return v1, v2, valid
+
+
+@numba.njit(cache=True)
+def _boxes_kernel(s, taus, collect):
+    """V1 boxes per level, V2 rows, each threshold's level index, validity."""
+    H, W = s.shape
+    qp, t, hist, valid = _pad_scores(s)
+    levels, index, lut = _distinct_levels(hist, taus)
+    largest, _, rows = _sweep_all(qp, t, hist, H, W, levels, lut, np.empty((0, 4), np.int64), collect)
+    return largest, rows, index, levels.size, valid
+
+
 @numba.njit(cache=True, parallel=True)
-def _max_iou_batch_kernel(q, tau_levels, gt, n_gt):
-    """:func:`_max_iou_kernel` over a stack of maps, in parallel."""
-    n = q.shape[0]
-    v1 = np.empty((n, tau_levels.shape[1]))
-    v2 = np.empty((n, tau_levels.shape[1]))
+def _max_iou_batch_kernel(q, taus, gt, n_gt):
+    """:func:`_max_iou_padded` over a stack of quantised maps, in parallel."""
+    n, H, W = q.shape
+    v1 = np.empty((n, taus.size))
+    v2 = np.empty((n, taus.size))
     for i in numba.prange(n):
-        a, b = _max_iou_kernel(q[i], tau_levels[i], gt[i, : n_gt[i]])
+        qp, t, hist = _pad_quantized(q[i])
+        a, b = _max_iou_padded(qp, t, hist, H, W, taus, gt[i, : n_gt[i]])
         v1[i] = a
         v2[i] = b
     return v1, v2
@@ -714,10 +851,19 @@ def _max_iou_batch_kernel(q, tau_levels, gt, n_gt):
 # ---------------------------------------------------------------------------
 
 
-def _quantized_levels(scoremap, thresholds):
-    """Quantised map and the level of each threshold."""
-    q = quantize(scoremap)
-    return q, threshold_levels(int(q.max()), thresholds)
+def _validated(scoremap, thresholds):
+    """The score map as float64 and the thresholds, both checked.
+
+    Values outside [0, 1] are found by the compiled kernels, which report
+    them through a flag; a bad map is reported before bad thresholds.
+    """
+    s = _as_scoremap(scoremap)
+    try:
+        taus = _as_thresholds(thresholds)
+    except ValueError:
+        quantize(s)
+        raise
+    return s, taus
 
 
 def boxes_at_thresholds(scoremap, thresholds, multi_contour: bool = True) -> list[np.ndarray]:
@@ -741,12 +887,15 @@ def boxes_at_thresholds(scoremap, thresholds, multi_contour: bool = True) -> lis
         may come in another order; V1 has exactly one row). A threshold with
         an empty foreground gives ``[[0, 0, 0, 0]]``.
     """
-    q, tau_levels = _quantized_levels(scoremap, thresholds)
-    levels, index = np.unique(tau_levels, return_inverse=True)
-    largest, _, rows = _sweep_all(q, levels, np.empty((0, 4), np.int64), multi_contour)
+    s, taus = _validated(scoremap, thresholds)
+    largest, rows, index, n_levels, valid = _boxes_kernel(s, taus, multi_contour)
+    if not valid:
+        _check_values(s)
     if not multi_contour:
         return [largest[k : k + 1].copy() for k in index]
-    per_level = [rows[rows[:, 4] == k, :4] for k in range(levels.size)]
+    rows = rows[np.argsort(rows[:, 4], kind="stable")]
+    bounds = np.searchsorted(rows[:, 4], np.arange(n_levels + 1))
+    per_level = [rows[bounds[k] : bounds[k + 1], :4] for k in range(n_levels)]
     return [per_level[k].copy() for k in index]
 
 
@@ -769,8 +918,11 @@ def max_iou_at_thresholds(scoremap, thresholds, gt_boxes) -> tuple[np.ndarray, n
         ``iou_v2[i]``: maximum IoU over all contour boxes and all GT boxes.
     """
     gt = _as_gt_boxes(gt_boxes)
-    q, tau_levels = _quantized_levels(scoremap, thresholds)
-    return _max_iou_kernel(q, tau_levels, gt)
+    s, taus = _validated(scoremap, thresholds)
+    iou_v1, iou_v2, valid = _max_iou_kernel(s, taus, gt)
+    if not valid:
+        _check_values(s)
+    return iou_v1, iou_v2
 
 
 def max_iou_at_thresholds_batch(scoremaps, thresholds, gt_boxes_list) -> tuple[np.ndarray, np.ndarray]:
@@ -799,15 +951,15 @@ def max_iou_at_thresholds_batch(scoremaps, thresholds, gt_boxes_list) -> tuple[n
         q = np.stack([quantize(m) for m in maps]) if len(maps) else maps.astype(np.uint8)
     if len(gt_boxes_list) != q.shape[0]:
         raise ValueError(f"got {len(gt_boxes_list)} ground-truth entries for {q.shape[0]} maps")
+    if q.shape[0] and q.size == 0:
+        raise ValueError(f"score maps must not be empty, got shape {q.shape}")
     taus = _as_thresholds(thresholds)
-    q_max = q.reshape(q.shape[0], -1).max(axis=1) if q.size else np.zeros(q.shape[0], np.uint8)
-    tau_levels = (taus[None, :] * q_max[:, None].astype(np.int64)).astype(np.int64)
     gts = [_as_gt_boxes(g) for g in gt_boxes_list]
     n_gt = np.array([len(g) for g in gts], np.int64)
     gt = np.zeros((q.shape[0], int(n_gt.max(initial=1)), 4), np.int64)
     for i, g in enumerate(gts):
         gt[i, : len(g)] = g
-    return _max_iou_batch_kernel(q, tau_levels, gt, n_gt)
+    return _max_iou_batch_kernel(q, taus, gt, n_gt)
 
 
 def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
