@@ -139,6 +139,7 @@ def _loc_train(args) -> int:
             large_feature_map=args.large_feature_map, pretrained_file=args.pretrained_file,
             augmentation=args.augmentation, aug_params=_parse_params(args.aug_param), epochs=args.epochs,
             batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+            schedule=args.schedule,
             resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size, seed=args.seed,
             num_workers=args.workers, device=args.device, amp=not args.no_amp,
             cam_curve_interval=args.cam_curve_interval,
@@ -152,6 +153,20 @@ def _loc_train(args) -> int:
     _print_splits(out["results"])
     if args.records and out["results"]:
         print(f"records appended to {args.records}")
+    return 0
+
+
+def _loc_synthetic(args) -> int:
+    from hideseek.localization.data.synthetic import SyntheticConfig, write_benchmark
+
+    try:
+        config = SyntheticConfig(num_classes=args.num_classes, image_size=args.image_size, train=args.train,
+                                 val=args.val, test=args.test, seed=args.seed)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    root = write_benchmark(args.output, config)
+    print(f"synthetic benchmark in {root}: images/, masks/, metadata/<split>/ (boxes), metadata_masks/<split>/ (masks)")
     return 0
 
 
@@ -219,6 +234,7 @@ def _add_loc(rooms) -> None:
     tr.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "constant"], help="per-step LR schedule (peak --lr)")
     tr.add_argument("--crop-size", type=int, default=96, help="training crop and evaluation size")
     tr.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
     tr.add_argument("--seed", type=int, default=0)
@@ -231,6 +247,21 @@ def _add_loc(rooms) -> None:
     tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
     tr.add_argument("--no-eval", action="store_true", help="train only")
     tr.set_defaults(handler=_loc_train)
+
+    syn = verbs.add_parser(
+        "synthetic",
+        help="write the embedded synthetic benchmark to a folder (WSOL benchmark layout)",
+        description="Write the procedural synthetic WSOL benchmark (images, masks, box and mask metadata).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    syn.add_argument("--output", required=True, help="target folder")
+    syn.add_argument("--num-classes", type=int, default=6)
+    syn.add_argument("--image-size", type=int, default=96)
+    syn.add_argument("--train", type=int, default=3000)
+    syn.add_argument("--val", type=int, default=300)
+    syn.add_argument("--test", type=int, default=600)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(handler=_loc_synthetic)
 
 
 # --------------------------------------------------------------------------- augment

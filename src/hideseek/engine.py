@@ -80,6 +80,7 @@ __all__ = [
     "get_rng_state",
     "is_main_process",
     "load_checkpoint_weights",
+    "read_checkpoint",
     "make_loader",
     "resolve_device",
     "seed_everything",
@@ -582,7 +583,8 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             os.close(fd)
 
 
-def _read_checkpoint(path: str | os.PathLike) -> dict:
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint file on the CPU (``weights_only``), with an error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path}: no such file")
@@ -612,7 +614,7 @@ def load_checkpoint_weights(path: str | os.PathLike, model: nn.Module, *, strict
     Returns the checkpoint's metadata (``epoch``, ``global_step``, ``extra``; empty for a
     bare state_dict), e.g. to recover the run config for ``evaluate --checkpoint``.
     """
-    checkpoint = _read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"checkpoint {path}: expected a dict, got {type(checkpoint).__name__}")
     if checkpoint.get("format") == _CHECKPOINT_FORMAT:
@@ -796,7 +798,7 @@ class Trainer:
     def load_checkpoint(self, path: str | os.PathLike | None = None) -> dict:
         """Restore model, optimizer, scheduler, scaler, counters and RNG; returns ``extra``."""
         path = Path(path) if path is not None else self.checkpoint_path
-        checkpoint = _read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
         if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != _CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint {path}: not a hideseek training checkpoint")
         if checkpoint.get("version") != _CHECKPOINT_VERSION:
