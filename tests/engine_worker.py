@@ -101,7 +101,8 @@ def run_train(ctx, output_dir, batch_size: int, epochs: int = 2) -> dict:
     engine.seed_everything(ctx.seed)
     model = build_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, progress=False)
+    trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, progress=False,
+                             amp=False)  # fp32: the test is about DDP averaging, not bf16 rounding
     result = trainer.fit(ToyImages(TRAIN_SIZE), epochs=epochs, batch_size=batch_size, step_fn=step_fn)
     return {
         "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()},

@@ -322,3 +322,14 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert not torch.equal(checkpoint["rng"][0]["torch"], checkpoint["rng"][1]["torch"])
     _assert_same_state(checkpoint["model"], two["train"]["state"])
     assert len(_epoch_lines(tmp_path / "run" / "train.log")) == 2  # rank 0 only
+
+
+def test_cpu_amp_rule():
+    """CPU autocast: bf16 only where the CPU has native bf16; fp16 is refused on CPU."""
+    cpu = torch.device("cpu")
+    expected = torch.bfloat16 if engine.cpu_has_native_bf16() else None
+    assert engine._amp_dtype(True, cpu) is expected
+    assert engine._amp_dtype(False, cpu) is None
+    assert engine._amp_dtype("bf16", cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="needs CUDA"):
+        engine._amp_dtype("fp16", cpu)

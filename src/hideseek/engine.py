@@ -75,6 +75,7 @@ __all__ = [
     "Trainer",
     "all_reduce_sum",
     "barrier",
+    "cpu_has_native_bf16",
     "derive_seed",
     "evaluate",
     "get_rng_state",
@@ -454,15 +455,32 @@ def _batch_len(batch: Any) -> int:
 # --------------------------------------------------------------------------- AMP
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX) through oneDNN."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None when AMP is off (always off on CPU)."""
-    if amp is False or amp is None or device.type != "cuda":
+    """The autocast dtype, or None when AMP is off.
+
+    ``True``: on CUDA bf16 where supported, else fp16; on a CPU bf16 only when it has
+    native bf16 (AMX / AVX512-BF16: several times faster there, while emulated bf16 would be
+    slower than fp32), else off. ``"bf16"`` forces bf16 on either; ``"fp16"`` is CUDA-only.
+    """
+    if amp is False or amp is None or device.type not in ("cuda", "cpu"):
         return None
     if amp is True:
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_native_bf16() else None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     choices = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
     if amp not in choices:
         raise ValueError(f"amp={amp!r}: expected True, False, 'bf16' or 'fp16'")
+    if device.type == "cpu" and choices[amp] == torch.float16:
+        raise ValueError("amp='fp16' needs CUDA; on a CPU use 'bf16' or False")
     return choices[amp]
 
 
@@ -674,8 +692,9 @@ class Trainer:
         Optional LR scheduler, stepped once per epoch (``scheduler_interval="epoch"``) or
         after every optimizer step (``"step"``).
     amp:
-        ``True`` (bf16 where supported, else fp16), ``"bf16"``, ``"fp16"`` or ``False``.
-        CUDA only; fp16 uses a GradScaler. channels_last likewise applies on CUDA only.
+        ``True`` (CUDA: bf16 where supported, else fp16; CPU: bf16 when the CPU has native
+        bf16, else off), ``"bf16"``, ``"fp16"`` (CUDA) or ``False``; fp16 uses a GradScaler.
+        channels_last applies on CUDA, and on a CPU together with bf16 (oneDNN's fast path).
     compile:
         Wrap the (DDP) model in ``torch.compile`` for training; evaluation compiles the
         plain module separately on first use.
@@ -714,7 +733,7 @@ class Trainer:
         on_cuda = ctx.device.type == "cuda"
         self.amp = amp
         self.amp_dtype = _amp_dtype(amp, ctx.device)
-        self.channels_last = bool(channels_last and on_cuda)
+        self.channels_last = bool(channels_last and (on_cuda or self.amp_dtype is not None))
         self.compile = compile
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 

@@ -269,8 +269,10 @@ def evaluate_model(model: CAMNet, config: LocConfig, dataset: WSOLDataset, *, ct
                    scoremap_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
     """Score ``model`` on one split under each policy; returns one result dict per policy."""
     scorer = _Scorer(config, dataset, masks, Path(scoremap_dir) if scoremap_dir else None)
+    # CAMs are evaluated in fp32 always: reduced precision would quantise the maps further
+    # before the uint8 thresholding of the protocol
     stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=scorer,
-                            amp=config.amp, num_workers=config.num_workers, collate_fn=collate_wsol,
+                            amp=False, num_workers=config.num_workers, collate_fn=collate_wsol,
                             progress=progress)
     scorer.sync()
     results = []
