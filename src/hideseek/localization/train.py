@@ -83,6 +83,7 @@ class LocConfig:
     schedule: str = "onecycle"
     resize_size: int = 96
     crop_size: int = 96
+    hflip: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     seed: int = 0
@@ -134,8 +135,9 @@ def transforms(config: LocConfig, train: bool) -> v2.Compose:
     """WSOL-benchmark style: train resize + random crop + flip, eval resize to the crop."""
     steps: list = [v2.ToImage()]
     if train:
-        steps += [v2.Resize((config.resize_size, config.resize_size), antialias=True),
-                  v2.RandomCrop(config.crop_size), v2.RandomHorizontalFlip()]
+        steps += [v2.Resize((config.resize_size, config.resize_size), antialias=True), v2.RandomCrop(config.crop_size)]
+        if config.hflip:
+            steps.append(v2.RandomHorizontalFlip())
     else:
         steps += [v2.Resize((config.crop_size, config.crop_size), antialias=True)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.mean, config.std)]

@@ -150,9 +150,18 @@ class SyntheticConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+@lru_cache(maxsize=1)
+def _generator_digest() -> str:
+    """Digest of this module's source: any edit to the generator gives a new benchmark key,
+    so a cached benchmark can never be stale with respect to the code that reads it."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
 def config_hash(config: SyntheticConfig) -> str:
-    """Hex digest identifying the benchmark that ``config`` generates (incl. generator version)."""
-    text = json.dumps({"version": GENERATOR_VERSION, **config.to_dict()}, sort_keys=True)
+    """Hex digest identifying the benchmark that ``config`` generates with this generator
+    (its version and source digest included)."""
+    text = json.dumps({"version": GENERATOR_VERSION, "source": _generator_digest(), **config.to_dict()},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
