@@ -47,7 +47,7 @@ FULL = DemoPlan(
     base=LocConfig(synthetic=dict(num_classes=6, image_size=96, train=3000, val=300, test=600), backbone="resnet18",
                    feature_stage=2, epochs=10, batch_size=64, optimizer="adamw", lr=2e-3, crop_size=96, resize_size=96),
     models={"CAM (none)": ("none", {}), "HaS": _HAS},
-    seeds=(0,),
+    seeds=(0, 1),
 )
 
 QUICK = DemoPlan(
@@ -61,13 +61,12 @@ QUICK = DemoPlan(
 
 def _figure(plan: DemoPlan, checkpoints: dict[str, str], results: dict[str, dict], path: Path) -> Path:
     """CAM overlays of the first test images for each model (first seed)."""
-    config = plan.base
-    bench = SyntheticWSOL(SyntheticConfig.from_dict(config.synthetic), progress=False)
-    raw, shown = bench.test, transforms(config, train=False)
     models = {}
     for label, checkpoint in checkpoints.items():
-        _, model, _ = load_run(checkpoint)
+        config, model, _ = load_run(checkpoint)  # config with its resolved normalisation
         models[label] = model.eval()
+    bench = SyntheticWSOL(SyntheticConfig.from_dict(config.synthetic), progress=False)
+    raw, shown = bench.test, transforms(config, train=False)
     rows = []
     size = config.crop_size
     for index in range(min(plan.figure_images, len(raw))):

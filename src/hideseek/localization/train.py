@@ -62,6 +62,9 @@ class LocConfig:
     ``dataset`` is ``"synthetic"`` (the embedded benchmark, ``synthetic`` holds
     :class:`SyntheticConfig` overrides) or ``"wsol"`` (the public WSOL benchmark's layout:
     ``metadata_root/<split>/`` metadata with image ids relative to ``data_root``).
+    ``mean``/``std`` default to the dataset's own pixel statistics for the synthetic
+    benchmark and to ImageNet's for real data; either way Hide-and-Seek's fill 0 is the
+    normalisation mean. The resolved values are stored with the run.
     """
 
     dataset: str = "synthetic"
@@ -84,8 +87,8 @@ class LocConfig:
     resize_size: int = 96
     crop_size: int = 96
     hflip: bool = True
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -133,6 +136,8 @@ class LocConfig:
 
 def transforms(config: LocConfig, train: bool) -> v2.Compose:
     """WSOL-benchmark style: train resize + random crop + flip, eval resize to the crop."""
+    if config.mean is None or config.std is None:
+        raise ValueError("normalisation is not resolved yet: open the data with open_splits() first")
     steps: list = [v2.ToImage()]
     if train:
         steps += [v2.Resize((config.resize_size, config.resize_size), antialias=True), v2.RandomCrop(config.crop_size)]
@@ -145,23 +150,36 @@ def transforms(config: LocConfig, train: bool) -> v2.Compose:
 
 
 def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "test"), progress: bool = True) -> dict:
-    """``{split: dataset}`` plus ``"masks"``: ``{split: mask dataset}`` where masks exist."""
-    train_t, eval_t = transforms(config, True), transforms(config, False)
+    """``{split: dataset}``, ``"masks"``: ``{split: mask dataset}`` where masks exist, and
+    ``"config"``: ``config`` with its normalisation resolved (see :class:`LocConfig`)."""
     out: dict = {"masks": {}}
     if config.dataset == "synthetic":
-        bench = SyntheticWSOL(SyntheticConfig.from_dict(config.synthetic), transform=train_t,
-                              eval_transform=eval_t, progress=progress)
+        bench = SyntheticWSOL(SyntheticConfig.from_dict(config.synthetic), progress=progress)
+        if config.mean is None or config.std is None:
+            mean, std = bench.pixel_stats()
+            config = dataclasses.replace(config, mean=mean, std=std)
         for split in splits:
-            out[split] = bench[split]
+            out[split] = bench.open(split, transforms(config, split == "train"))
             if split != "train":
                 out["masks"][split] = bench.open(split, None, masks=True)
+        out["config"] = config
         return out
+    if config.mean is None or config.std is None:
+        config = dataclasses.replace(config, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     root, meta = Path(config.data_root), Path(config.metadata_root)
     for split in splits:
         if not (meta / split).is_dir():
             raise FileNotFoundError(f"{meta / split}: metadata folder of split {split!r} not found")
-        out[split] = WSOLDataset(root, meta / split, train_t if split == "train" else eval_t)
+        out[split] = WSOLDataset(root, meta / split, transforms(config, split == "train"))
+    out["config"] = config
     return out
+
+
+def _open_main_first(config: LocConfig, splits: Sequence[str], ctx: engine.RunContext, progress: bool) -> dict:
+    """Rank 0 opens (and, for the synthetic benchmark, generates) the data before the others."""
+    data = open_splits(config, splits, progress=progress and ctx.is_main) if ctx.is_main else None
+    engine.barrier()
+    return data if data is not None else open_splits(config, splits, progress=False)
 
 
 # --------------------------------------------------------------------------- model
@@ -331,8 +349,9 @@ def train(config: LocConfig, output_dir: str | Path, *, records: str | Path | No
     ctx = engine.setup(config.device, config.seed)
     try:
         start = time.perf_counter()
-        data = open_splits(config, progress=progress and ctx.is_main)
-        num_classes = int(max(d.num_classes for k, d in data.items() if k != "masks"))
+        data = _open_main_first(config, ("train", "val", "test"), ctx, progress)
+        config = data["config"]
+        num_classes = int(max(data[s].num_classes for s in ("train", "val", "test")))
         model, augmentation = build_model(config, num_classes)
         optimizer = _optimizer(config, model)
         trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, amp=config.amp, progress=progress,
@@ -390,7 +409,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] = ("val
     ctx = engine.setup(config.device, config.seed)
     try:
         model.to(ctx.device)
-        data = open_splits(config, splits, progress=progress and ctx.is_main)
+        data = _open_main_first(config, splits, ctx, progress)
         run = str((info.get("extra") or {}).get("run", Path(checkpoint).parent.name))
         return evaluate_splits(model, config, data, ctx=ctx, run=run, records=Path(records) if records else None,
                                scoremap_dir=scoremap_dir, progress=progress)

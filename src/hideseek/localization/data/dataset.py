@@ -20,6 +20,7 @@ sees the image only; boxes and masks stay in original pixels (evaluation rescale
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -254,6 +255,31 @@ class SyntheticWSOL:
 
     def __getitem__(self, split: str) -> WSOLDataset:
         return self.datasets[split]
+
+    def pixel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images in [0, 1], for normalisation
+        (so that Hide-and-Seek's fill 0 is this dataset's mean pixel); computed once and
+        cached in ``pixel_stats.json`` beside the benchmark."""
+        path = self.root / "pixel_stats.json"
+        if path.is_file():
+            stats = json.loads(path.read_text())
+            return tuple(stats["mean"]), tuple(stats["std"])
+        total = np.zeros(3)
+        squares = np.zeros(3)
+        count = 0
+        data = self.open("train")
+        for image_id in data.image_ids:
+            pixels = np.asarray(load_rgb(data.image_root / image_id), dtype=np.float64).reshape(-1, 3) / 255.0
+            total += pixels.sum(axis=0)
+            squares += (pixels**2).sum(axis=0)
+            count += pixels.shape[0]
+        mean = total / count
+        std = np.sqrt(squares / count - mean**2)
+        stats = {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stats))
+        os.replace(tmp, path)
+        return tuple(stats["mean"]), tuple(stats["std"])
 
     def __iter__(self):
         return iter(self.datasets[s] for s in SPLITS)
