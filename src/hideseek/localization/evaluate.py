@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 RESIZE_LENGTH = 224
+CHUNK = 64  # maps scored per kernel call
 
 
 class EvaluationError(ValueError):
@@ -198,25 +199,36 @@ def evaluate_scoremaps(
         classification = ClassificationAccuracy((1, 5))
 
     constant = 0
-    for image_id in tqdm(meta.image_ids, desc="evaluating", unit="map", disable=None if progress is None else not progress):
-        path = _scoremap_path(root, image_id)
-        scoremap = _load_scoremap(path, resize_length)
-        constant += int(scoremap.min() == scoremap.max())
+    chunk: list[str] = []
+
+    def flush() -> None:
+        """Score the buffered maps in one call (the box kernel runs a batch in parallel)."""
+        maps = np.stack([_load_scoremap(_scoremap_path(root, i), resize_length) for i in chunk])
+        nonlocal constant
+        constant += int((maps.min(axis=(1, 2)) == maps.max(axis=(1, 2))).sum())
         if kind == "masks":
-            mask = load_gt_mask(Path(mask_root), meta.mask_paths[image_id], meta.ignore_paths[image_id], resize_length)
-            metric.update(scoremap[None], mask[None])
-            continue
-        boxes = np.array(
-            [resize_box(b, meta.image_sizes[image_id], resize_length) for b in meta.boxes[image_id]],
-            dtype=np.int64,
-        )
-        if ranked is None:
-            metric.update(scoremap[None], [boxes])
+            masks = np.stack([load_gt_mask(Path(mask_root), meta.mask_paths[i], meta.ignore_paths[i], resize_length)
+                              for i in chunk])
+            metric.update(maps, masks)
         else:
-            classes = np.asarray(ranked[image_id], dtype=np.int64)[None]
-            label = np.array([meta.class_labels[image_id]])
-            metric.update(scoremap[None], [boxes], classes, label)
-            classification.update(classes, label)
+            boxes = [np.array([resize_box(b, meta.image_sizes[i], resize_length) for b in meta.boxes[i]], dtype=np.int64)
+                     for i in chunk]
+            if ranked is None:
+                metric.update(maps, boxes)
+            else:
+                width = max(len(ranked[i]) for i in chunk)
+                classes = np.array([list(ranked[i]) + [-1] * (width - len(ranked[i])) for i in chunk], dtype=np.int64)
+                labels = np.array([meta.class_labels[i] for i in chunk])
+                metric.update(maps, boxes, classes, labels)
+                classification.update(classes, labels)
+        chunk.clear()
+
+    for image_id in tqdm(meta.image_ids, desc="evaluating", unit="map", disable=None if progress is None else not progress):
+        chunk.append(image_id)
+        if len(chunk) == CHUNK:
+            flush()
+    if chunk:
+        flush()
 
     result = metric.compute() if kind == "masks" else metric.compute(policy)
     if kind == "masks":

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hideseek.localization.boxes import max_iou_at_thresholds
+from hideseek.localization.boxes import max_iou_at_thresholds, max_iou_at_thresholds_batch
 
 __all__ = [
     "ThresholdPolicy",
@@ -334,6 +334,16 @@ class BoxAccuracy(Metric):
         cut = np.array([d / 100 for d in self._ious])[:, None]
         return ious[None, :] > cut if self.strict_iou else ious[None, :] >= cut
 
+    def _max_ious(self, maps: list[np.ndarray], boxes_list: list[np.ndarray]):
+        """Per map ``(iou_largest, iou_all)`` over the thresholds; a stack of equal-shape
+        maps goes through the multi-threaded batch kernel (same numbers)."""
+        if len(maps) > 1 and len({m.shape for m in maps}) == 1:
+            for m in maps:
+                check_scoremap(m)
+            largest, every = max_iou_at_thresholds_batch(np.stack(maps), self.thresholds, boxes_list)
+            return zip(largest, every)
+        return (max_iou_at_thresholds(m, self.thresholds, b) for m, b in zip(maps, boxes_list))
+
     def update(self, scoremaps, gt_boxes, predictions=None, targets=None) -> None:
         """Accumulate a batch.
 
@@ -361,11 +371,11 @@ class BoxAccuracy(Metric):
                 raise ValueError("predictions, targets and score maps differ in length")
             rank = _hit_rank(ranked, targets)
         loc_row = self._ious.index(LOC_IOU_THRESHOLD)
-        for i, (scoremap, boxes) in enumerate(zip(maps, gt_boxes)):
-            boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+        boxes_list = [np.asarray(boxes, dtype=np.int64).reshape(-1, 4) for boxes in gt_boxes]
+        for i, boxes in enumerate(boxes_list):
             if boxes.shape[0] == 0:
                 raise ValueError(f"image {i} of the batch has no GT box")
-            iou_largest, iou_all = max_iou_at_thresholds(scoremap, self.thresholds, boxes)
+        for i, (iou_largest, iou_all) in enumerate(self._max_ious(maps, boxes_list)):
             hits_largest = self._hits(iou_largest)
             self.hits_all += torch.from_numpy(self._hits(iou_all).astype(np.int64))
             self.hits_largest += torch.from_numpy(hits_largest.astype(np.int64))
