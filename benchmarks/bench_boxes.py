@@ -10,6 +10,7 @@ Run with ``pytest benchmarks/bench_boxes.py --benchmark-only``.
 import numpy as np
 import pytest
 
+from hideseek.bench.workloads import cam_like_map
 from hideseek.localization.boxes import (
     iou_matrix,
     max_iou_at_thresholds,
@@ -22,28 +23,6 @@ SIZE = 224
 THRESHOLDS = np.arange(0, 1, 0.01)
 
 
-def _upsample(low, size):
-    """Bilinear upsampling with aligned pixel centres, as CAMs are resized."""
-    h, w = low.shape
-    ys = (np.arange(size) + 0.5) * h / size - 0.5
-    xs = (np.arange(size) + 0.5) * w / size - 0.5
-    rows = np.stack([np.interp(xs, np.arange(w), row) for row in low])
-    return np.stack([np.interp(ys, np.arange(h), col) for col in rows.T], axis=1)
-
-
-def _cam_like(rng):
-    """Smooth map in [0, 1]: a few blobs on a low-resolution random field."""
-    res = int(rng.choice([7, 14, 28]))
-    low = rng.random((res, res)) ** 3
-    yy, xx = np.mgrid[0:res, 0:res] / res
-    for _ in range(rng.integers(1, 4)):
-        cy, cx = rng.random(2)
-        sy, sx = rng.uniform(0.05, 0.3, size=2)
-        low += rng.uniform(1, 3) * np.exp(-((yy - cy) ** 2 / (2 * sy**2) + (xx - cx) ** 2 / (2 * sx**2)))
-    s = _upsample(low, SIZE)
-    return (s - s.min()) / (s.max() - s.min())
-
-
 def _gt_boxes(rng):
     n = rng.integers(1, 4)
     x0, y0 = rng.integers(0, SIZE // 2, size=(2, n))
@@ -54,7 +33,7 @@ def _gt_boxes(rng):
 @pytest.fixture(scope="module")
 def workload():
     rng = np.random.default_rng(2024)
-    maps = [_cam_like(rng) for _ in range(N_MAPS)]
+    maps = [cam_like_map(rng, SIZE) for _ in range(N_MAPS)]
     gts = [_gt_boxes(rng) for _ in range(N_MAPS)]
     return maps, gts
 

@@ -13,13 +13,8 @@ from hideseek.augment import HideFrames, frame_mask, hide_frames
 FAST = settings(max_examples=25, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread keeps timings stable on busy machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# small tensors: one intra-op thread keeps timings stable on busy machines
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _features(b=4, t=23, d=6, seed=0):

@@ -14,13 +14,8 @@ EXPECTED = {"none", "has", "has-16", "has-32", "has-44", "has-56", "has-mixed", 
             "random-erasing", "feature-has", "frame-has"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread keeps timings stable on busy machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# small tensors: one intra-op thread keeps timings stable on busy machines
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _x(shape=(4, 3, 32, 32), seed=0):

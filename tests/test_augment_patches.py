@@ -15,13 +15,8 @@ from hideseek.augment.reference import hide_patches_loop
 FAST = settings(max_examples=25, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread keeps timings stable on busy machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# small tensors: one intra-op thread keeps timings stable on busy machines
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 sizes_st = st.lists(st.integers(0, 40), min_size=1, max_size=5)
 shape_st = st.tuples(st.integers(1, 6), st.integers(1, 4), st.integers(1, 50),

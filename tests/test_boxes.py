@@ -4,6 +4,7 @@ with the per-threshold OpenCV reference."""
 import numpy as np
 import pytest
 
+from hideseek.bench.workloads import cam_like_map
 from hideseek.localization.boxes import (
     boxes_at_thresholds,
     iou_matrix,
@@ -237,28 +238,6 @@ def small_maps(rng, n):
         yield values[rng.integers(0, values.size, size=(h, w))]
 
 
-def upsample(low, size):
-    """Bilinear upsampling (pixel centres aligned), as CAMs are resized."""
-    h, w = low.shape
-    ys = (np.arange(size) + 0.5) * h / size - 0.5
-    xs = (np.arange(size) + 0.5) * w / size - 0.5
-    rows = np.stack([np.interp(xs, np.arange(w), row) for row in low])
-    return np.stack([np.interp(ys, np.arange(h), col) for col in rows.T], axis=1)
-
-
-def cam_like(rng, size=224):
-    """Smooth CAM-like map in [0, 1]: blobs on a low-resolution random field."""
-    res = int(rng.choice([7, 14, 28]))
-    low = rng.random((res, res)) ** 3
-    yy, xx = np.mgrid[0:res, 0:res] / res
-    for _ in range(rng.integers(1, 4)):
-        cy, cx = rng.random(2)
-        sy, sx = rng.uniform(0.05, 0.3, size=2)
-        low += rng.uniform(1, 3) * np.exp(-((yy - cy) ** 2 / (2 * sy**2) + (xx - cx) ** 2 / (2 * sx**2)))
-    s = upsample(low, size)
-    return (s - s.min()) / (s.max() - s.min())
-
-
 def random_gt(rng, shape):
     h, w = shape
     ys = np.sort(rng.integers(0, h, size=(rng.integers(1, 4), 2)), axis=1)
@@ -305,7 +284,7 @@ def test_smooth_cam_maps_match_opencv():
     pytest.importorskip("cv2", reason="the OpenCV reference needs opencv-python-headless")
     rng = np.random.default_rng(11)
     for _ in range(50):
-        s = cam_like(rng)
+        s = cam_like_map(rng)
         assert_same_as_reference(s, TAUS, random_gt(rng, s.shape))
 
 

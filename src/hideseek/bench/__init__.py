@@ -1,0 +1,1 @@
+"""Throughput harness: workloads shared by the benchmarks and the tests."""
