@@ -213,3 +213,25 @@ def test_bad_config_and_index():
         render(TINY, "val", 6)
     with pytest.raises(ValueError, match="unknown split"):
         render(TINY, "dev", 0)
+
+
+def _write_tiny(root):
+    from hideseek.localization.data.synthetic import SyntheticConfig, write_benchmark
+
+    write_benchmark(root, SyntheticConfig(num_classes=2, image_size=32, train=8, val=4, test=4), progress=False, workers=1)
+
+
+def test_concurrent_writers_share_one_benchmark(tmp_path):
+    """Parallel runs (tox p, DDP ranks) generating the same benchmark: one writes, all succeed."""
+    import multiprocessing as mp
+
+    root = tmp_path / "bench"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write_tiny, args=(str(root),)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert (root / "benchmark.json").is_file() and not (root / ".writing").exists()
+    assert len(list((root / "images" / "train").iterdir())) == 8

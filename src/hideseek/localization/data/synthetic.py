@@ -56,6 +56,7 @@ GENERATOR_VERSION = 1
 SPLITS = ("train", "val", "test")
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 INFO_FILE = "benchmark.json"
+PARTIAL_FILE = ".writing"  # present while a write is under way (or was interrupted)
 _ALL = (slice(None), slice(None))
 
 
@@ -495,6 +496,23 @@ def _default_workers() -> int:
 
 def write_benchmark(root: str | Path, config: SyntheticConfig | None = None, progress: bool = True,
                     overwrite: bool = False, workers: int | None = None) -> Path:
+    """Write the benchmark (see :func:`_write_benchmark`) under an inter-process lock.
+
+    Concurrent callers for the same ``root`` (parallel tox environments, DDP ranks) wait
+    for the first; the others then find the benchmark complete and write nothing. A folder
+    left half-written by an interrupted run of this function is recognised by its marker
+    file and regenerated.
+    """
+    from filelock import FileLock
+
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        return _write_benchmark(root, config, progress, overwrite, workers)
+
+
+def _write_benchmark(root: Path, config: SyntheticConfig | None, progress: bool, overwrite: bool,
+                     workers: int | None) -> Path:
     """Write the benchmark in the public WSOL benchmark's layout; return ``root``.
 
     Layout (ids are ``<split>/<index:06d>.png``, paths relative to ``images/``/``masks/``)::
@@ -517,15 +535,17 @@ def write_benchmark(root: str | Path, config: SyntheticConfig | None = None, pro
     it. ``benchmark.json`` is written last, so an interrupted run is redone next time.
     """
     config = config or SyntheticConfig()
-    root = Path(root)
     if not overwrite and _complete(root, config):
         return root
-    if root.exists() and any(root.iterdir()) and read_info(root) is None and not overwrite:
+    ours = (root / PARTIAL_FILE).is_file()
+    if root.exists() and any(root.iterdir()) and read_info(root) is None and not overwrite and not ours:
         raise FileExistsError(
             f"{root}: folder is not empty and holds no {INFO_FILE}; refusing to write a synthetic "
             "benchmark into it (pass overwrite=True or choose an empty folder)"
         )
     (root / INFO_FILE).unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / PARTIAL_FILE).touch()
     for part in ("images", "masks", "metadata", "metadata_masks"):
         shutil.rmtree(root / part, ignore_errors=True)
     for split in SPLITS:
@@ -592,4 +612,5 @@ def write_benchmark(root: str | Path, config: SyntheticConfig | None = None, pro
     tmp = root / (INFO_FILE + ".tmp")
     tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     tmp.replace(root / INFO_FILE)
+    (root / PARTIAL_FILE).unlink(missing_ok=True)
     return root
