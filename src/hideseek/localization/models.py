@@ -38,25 +38,32 @@ def backbone_error(name: str) -> ValueError:
 
 
 def _drop_last_stride(model: nn.Module) -> None:
-    """Set every stride-2 conv/pool of the last down-sampling stage to stride 1.
+    """Set every stride-2 conv/pool of the last down-sampling step to stride 1.
 
-    This is how the public WSOL benchmark enlarges the feature map (no dilation); the
-    stage is found from timm's ``feature_info`` reductions.
+    This is how the public WSOL benchmark enlarges the feature map (no dilation). The step
+    is found from timm's ``feature_info`` reductions: every layer registered after the
+    previous stage's module, up to the end of the last stage's module (some models, e.g.
+    Inception-v3, down-sample in blocks between the two).
     """
     info = model.feature_info
     reductions = [entry["reduction"] for entry in info]
     last = max(i for i in range(len(reductions)) if i == 0 or reductions[i] > reductions[i - 1])
     if last == 0:
         raise ValueError("large_feature_map: the backbone has no down-sampling stage to undo")
-    stage = model.get_submodule(info[last]["module"])
+    previous, current = info[last - 1]["module"], info[last]["module"]
+    names = [name for name, _ in model.named_modules()]
+    start = max(i for i, n in enumerate(names) if n == previous or n.startswith(previous + "."))
+    end = max(i for i, n in enumerate(names) if n == current or n.startswith(current + "."))
+    modules = dict(model.named_modules())
     changed = 0
-    for module in stage.modules():
+    for name in names[start + 1 : end + 1]:
+        module = modules[name]
         stride = getattr(module, "stride", None)
         if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d) and stride in (2, (2, 2)):
             module.stride = (1, 1) if isinstance(module, nn.Conv2d) else 1
             changed += 1
     if not changed:
-        raise ValueError(f"large_feature_map: found no stride-2 layer in stage {info[last]['module']!r}")
+        raise ValueError(f"large_feature_map: found no stride-2 layer between {previous!r} and {current!r}")
 
 
 class CAMNet(nn.Module):
@@ -120,6 +127,16 @@ class CAMNet(nn.Module):
             channels = self.backbone.num_features
         if large_feature_map:
             _drop_last_stride(self.backbone)
+            size = tuple(getattr(self.backbone, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))[-2:]
+            try:
+                with torch.no_grad():
+                    self.backbone.eval()(torch.zeros(1, 3, *size))
+            except RuntimeError as error:
+                raise ValueError(
+                    f"large_feature_map is not supported for {backbone!r}: it also down-samples with "
+                    f"operations that are not layers, so removing the strided layers breaks it ({error})"
+                ) from None
+            self.backbone.train()
         self.feature_hide = feature_hide
         self.pool = SelectAdaptivePool2d(pool_type=pool, flatten=True)
         self.classifier = nn.Linear(channels, num_classes)
