@@ -17,7 +17,7 @@ METRICS = ("Top-1 Cls", "Top-5 Cls", "GT-known Loc", "Top-1 Loc", "MaxBoxAccV2",
 
 
 def tiny_config(**overrides):
-    values = dict(synthetic=TINY, epochs=2, batch_size=16, crop_size=48, resize_size=48, augmentation="has",
+    values = dict(synthetic=TINY, epochs=2, batch_size=16, crop_size=48, resize_size=48, feature_stage=2, augmentation="has",
                   aug_params={"grid_sizes": [0, 8, 16]})
     values.update(overrides)
     return LocConfig(**values)

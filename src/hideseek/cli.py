@@ -302,7 +302,7 @@ def _add_loc(rooms) -> None:
     tr.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--weight-decay", type=float, default=1e-4)
-    tr.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "constant"], help="per-step LR schedule (peak --lr)")
+    tr.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "step", "constant"], help="per-step LR schedule (peak --lr)")
     tr.add_argument("--crop-size", type=int, default=96, help="training crop and evaluation size")
     tr.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
     tr.add_argument("--seed", type=int, default=0)
@@ -442,6 +442,55 @@ def _add_results(rooms) -> None:
     table.set_defaults(handler=_results_table)
 
 
+# --------------------------------------------------------------------------- reproduce
+
+
+def _reproduce(args) -> int:
+    from hideseek.localization.reproduce import reproduce
+
+    overrides = {}
+    if args.pretrained_file:
+        overrides["pretrained_file"] = str(Path(args.pretrained_file).resolve())
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.device:
+        overrides["device"] = args.device
+    try:
+        out = reproduce(args.config, data_root=args.data_root, records=args.records, output=args.output,
+                        overrides=overrides)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    target = out["target"]
+    print(f"{target['dataset']} {target['split']} {target['backbone']} {target['method']} {out['metric']}")
+    print(f"  reproduced (oracle threshold)    {out['reproduced']:.2f}")
+    if out["reproduced_calibrated"] is not None:
+        print(f"  reproduced (val-calibrated)      {out['reproduced_calibrated']:.2f}")
+    verified = "verified" if out["verified"] else "not yet verified against its source"
+    print(f"  published                        {out['published']:.2f}  ({out['source']}; {verified})")
+    print(f"  difference (oracle - published)  {out['diff']:+.2f}")
+    _write_json(out, args.json)
+    return 0
+
+
+def _add_reproduce(rooms) -> None:
+    rep = rooms.add_parser(
+        "reproduce",
+        help="train, evaluate and record one leaderboard row from configs/, beside its published value",
+        description="Run a leaderboard-row config (configs/*.toml) and print the reproduced value beside the published one.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    rep.add_argument("config", help="a TOML file from configs/")
+    rep.add_argument("--data-root", help="folder the config's relative data paths are resolved against")
+    rep.add_argument("--pretrained-file", help="local ImageNet weights for the backbone (overrides the config)")
+    rep.add_argument("--epochs", type=int, help="override the schedule's epochs (e.g. a smoke run)")
+    rep.add_argument("--device", help="cpu, cuda, ...")
+    rep.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
+    rep.add_argument("--output", help="run folder (default runs/<config name>)")
+    rep.add_argument("--json", help="write the comparison as JSON here")
+    rep.set_defaults(handler=_reproduce)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -486,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hideseek {__version__}")
     rooms = parser.add_subparsers(dest="room", metavar="ROOM", required=True)
     _add_demo(rooms)
+    _add_reproduce(rooms)
     _add_loc(rooms)
     _add_augment(rooms)
     _add_results(rooms)
