@@ -38,6 +38,10 @@ def test_train_evaluate_record(trained):
         assert 0.0 <= test[key] <= 100.0, key
     assert test["num_images"] == 24
     assert result["results"]["test_calibrated"]["policy"]["name"] == "calibrated"
+    # COCOeval AP beside MaxBoxAccV2, at the val-calibrated threshold
+    assert test["coco_threshold"] == result["results"]["val"]["loc_threshold"]
+    for key in ("COCO box AP", "COCO box AP50", "COCO box AP75", "COCO mask AP"):
+        assert 0.0 <= test[key] <= 100.0, key
     rows = read_records(records)
     assert [(r["split"], r["policy"]["name"]) for r in rows] == [("val", "oracle"), ("test", "oracle"), ("test", "calibrated")]
     for row in rows:

@@ -68,6 +68,7 @@ __all__ = [
     "coco_ap",
     "coco_eval",
     "encode_mask",
+    "coco_from_dict",
     "load_coco",
     "load_results",
     "save_results",
@@ -455,7 +456,14 @@ def load_coco(path: str | Path) -> COCOLocalization:
     without one) and a missing ``iscrowd`` with 0, as ``COCOeval`` needs both. Errors name the file and the record.
     """
     path = Path(path)
-    data = _validate_instances(path, _read_json(path))
+    return coco_from_dict(_read_json(path), path)
+
+
+def coco_from_dict(data: dict, name: str | Path = "<in-memory COCO>") -> COCOLocalization:
+    """A :class:`COCOLocalization` over an instances dict built in memory (checked as
+    :func:`load_coco` checks a file; errors name ``name``)."""
+    path = Path(name)
+    data = _validate_instances(path, data)
     coco = _quiet_coco(data)
     _, _, mask_utils = _pycocotools()
     for ann in data["annotations"]:

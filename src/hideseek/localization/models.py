@@ -188,6 +188,13 @@ class CAMNet(nn.Module):
         weights = self.classifier.weight[classes]  # (B, k, K)
         return torch.einsum("bkc,bchw->bkhw", weights.to(features.dtype), features)
 
+    def maps(self, features: torch.Tensor, classes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """CAMs of ``classes`` (B, k) from feature maps, upsampled (bicubic) to ``size`` and
+        min-max normalised per map: (B, k, H, W) float32."""
+        maps = self.raw_cams(features, classes).float()
+        maps = F.interpolate(maps, size=size, mode="bicubic", align_corners=False)
+        return normalize_cams(maps)
+
     @torch.no_grad()
     def cams(
         self,
@@ -210,6 +217,4 @@ class CAMNet(nn.Module):
             classes = torch.as_tensor(classes, device=x.device, dtype=torch.long)
             if classes.ndim == 1:
                 classes = classes[:, None]
-        maps = self.raw_cams(features, classes).float()
-        maps = F.interpolate(maps, size=size or x.shape[-2:], mode="bicubic", align_corners=False)
-        return normalize_cams(maps), classes, logits
+        return self.maps(features, classes, size or tuple(x.shape[-2:])), classes, logits

@@ -243,11 +243,59 @@ def _scheduler(config: LocConfig, optimizer: torch.optim.Optimizer, samples: int
 # --------------------------------------------------------------------------- evaluation
 
 
+class _COCOCollector:
+    """COCO GT and results, built image by image, for COCOeval box (and mask) AP.
+
+    GT: every GT box of an image (resized to the evaluated size, inclusive corners ->
+    ``[x, y, w, h]`` with ``w = x1 - x0 + 1``) under its class; with a mask dataset and
+    one box per image the annotation also carries the object mask (RLE). Results: for the
+    top-1 predicted class, the largest CAM region at ``threshold`` (box and mask), scored by
+    the class probability times the region's mean CAM.
+    """
+
+    def __init__(self, threshold: float, size: int, num_classes: int, with_masks: bool):
+        self.threshold, self.size, self.with_masks = threshold, size, with_masks
+        self.images, self.annotations = [], []
+        self.results: dict[str, list] = {"bbox": [], "segm": []}
+        self.categories = [{"id": c, "name": str(c)} for c in range(num_classes)]
+
+    def add(self, index: int, label: int, boxes: np.ndarray, mask: np.ndarray | None, cam: np.ndarray,
+            category: int, probability: float) -> None:
+        from hideseek.localization.coco import cams_to_results, encode_mask
+
+        self.images.append({"id": index, "width": self.size, "height": self.size})
+        for x0, y0, x1, y1 in boxes.tolist():
+            ann = {"id": len(self.annotations) + 1, "image_id": index, "category_id": label,
+                   "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "iscrowd": 0}
+            if self.with_masks and mask is not None and len(boxes) == 1:
+                ann["segmentation"] = encode_mask((mask == 1).astype(np.uint8))
+            self.annotations.append(ann)
+        kinds = ("bbox", "segm") if self.with_masks else ("bbox",)
+        found = cams_to_results({index: {category: cam}}, self.threshold, iou_type=kinds,
+                                class_scores={index: {category: probability}})
+        for kind in kinds:
+            self.results[kind].extend(found[kind])
+
+    def compute(self) -> dict:
+        from hideseek.localization.coco import coco_ap, coco_from_dict
+
+        gt = coco_from_dict({"images": self.images, "annotations": self.annotations,
+                             "categories": self.categories}, "<evaluated split>")
+        out = {"coco_threshold": self.threshold}
+        for kind, label in (("bbox", "box"), ("segm", "mask")):
+            if kind == "segm" and not self.with_masks:
+                continue
+            stats = coco_ap(gt, self.results[kind], kind)
+            for name in ("AP", "AP50", "AP75"):
+                out[f"COCO {label} {name}"] = stats[name]
+        return out
+
+
 class _Scorer:
-    """Per-batch CAMs -> BoxAccuracy, classification and (optionally) PixelAP updates."""
+    """Per-batch CAMs -> BoxAccuracy, classification, PixelAP and (optionally) COCO updates."""
 
     def __init__(self, config: LocConfig, dataset: WSOLDataset, masks: WSOLDataset | None,
-                 scoremap_dir: Path | None):
+                 scoremap_dir: Path | None, coco_threshold: float | None = None, num_classes: int = 0):
         thresholds = cam_thresholds(config.cam_curve_interval)
         self.size = config.crop_size
         self.dataset, self.masks = dataset, masks
@@ -255,6 +303,8 @@ class _Scorer:
         self.classification = ClassificationAccuracy((1, 5))
         self.pxap = PixelAP(thresholds) if masks is not None else None
         self.scoremap_dir = scoremap_dir
+        self.coco = (_COCOCollector(coco_threshold, self.size, num_classes, masks is not None)
+                     if coco_threshold is not None else None)
 
     def _gt_boxes(self, index: int) -> np.ndarray:
         meta = self.dataset.metadata
@@ -269,17 +319,30 @@ class _Scorer:
         return mask.astype(np.uint8) + 255 * ignore.astype(np.uint8)
 
     def __call__(self, model: CAMNet, batch: dict) -> None:
-        maps, _, logits = model.cams(batch["image"], classes=batch["label"])
-        maps = maps[:, 0].double().cpu().numpy()
+        images, labels = batch["image"], batch["label"]
+        features = model.features(images)
+        logits = model.classifier(model.pool(features)).float()
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        classes = torch.stack([labels, top5[:, 0]], dim=1) if self.coco is not None else labels[:, None]
+        maps = model.maps(features, classes, tuple(images.shape[-2:])).double().cpu().numpy()
+        gt_maps = maps[:, 0]
         indices = batch["index"].tolist()
-        top5 = logits.float().topk(min(5, logits.shape[1]), dim=1).indices.cpu()
-        labels = batch["label"].cpu()
+        top5, labels = top5.cpu(), labels.cpu()
+        gt_boxes = [self._gt_boxes(i) for i in indices]
         self.classification.update(top5, labels)
-        self.boxes.update(maps, [self._gt_boxes(i) for i in indices], top5, labels)
+        self.boxes.update(gt_maps, gt_boxes, top5, labels)
+        gt_masks = None
         if self.pxap is not None:
-            self.pxap.update(maps, np.stack([self._gt_mask(i) for i in indices]))
+            gt_masks = np.stack([self._gt_mask(i) for i in indices])
+            self.pxap.update(gt_maps, gt_masks)
+        if self.coco is not None:
+            probabilities = logits.softmax(dim=1).cpu()
+            for j, index in enumerate(indices):
+                top1 = int(top5[j, 0])
+                self.coco.add(index, int(labels[j]), gt_boxes[j], None if gt_masks is None else gt_masks[j],
+                              maps[j, 1], top1, float(probabilities[j, top1]))
         if self.scoremap_dir is not None:
-            for index, scoremap in zip(indices, maps):
+            for index, scoremap in zip(indices, gt_maps):
                 path = self.scoremap_dir / f"{self.dataset.image_ids[index]}.npy"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path, scoremap)
@@ -299,9 +362,18 @@ class _Scorer:
 
 def evaluate_model(model: CAMNet, config: LocConfig, dataset: WSOLDataset, *, ctx: engine.RunContext,
                    masks: WSOLDataset | None = None, policies: Sequence[ThresholdPolicy] = (Oracle(),),
-                   scoremap_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
-    """Score ``model`` on one split under each policy; returns one result dict per policy."""
-    scorer = _Scorer(config, dataset, masks, Path(scoremap_dir) if scoremap_dir else None)
+                   scoremap_dir: str | Path | None = None, progress: bool = True,
+                   coco_threshold: float | None = None) -> list[dict]:
+    """Score ``model`` on one split under each policy; returns one result dict per policy.
+
+    With ``coco_threshold`` (single process only: COCO results are not gathered across
+    ranks) every result also carries COCOeval box (and mask) AP, AP50, AP75 of the top-1
+    class's largest CAM region at that threshold.
+    """
+    if coco_threshold is not None and ctx.distributed:
+        coco_threshold = None
+    scorer = _Scorer(config, dataset, masks, Path(scoremap_dir) if scoremap_dir else None, coco_threshold,
+                     model.num_classes)
     # CAMs are evaluated in fp32 always: reduced precision would quantise the maps further
     # before the uint8 thresholding of the protocol
     stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=scorer,
@@ -309,8 +381,10 @@ def evaluate_model(model: CAMNet, config: LocConfig, dataset: WSOLDataset, *, ct
                             progress=progress)
     scorer.sync()
     results = []
+    coco = scorer.coco.compute() if scorer.coco is not None else {}
     for policy in policies:
         result = scorer.compute(policy)
+        result.update(coco)
         result["seconds"] = stats["seconds"]
         results.append(result)
     return results
@@ -337,8 +411,11 @@ def evaluate_splits(model: CAMNet, config: LocConfig, data: dict, *, ctx, run: s
             _record(config, run, "val", val, ctx, time.perf_counter() - start, records)
     if "test" in data:
         policies = [Oracle()] + ([Calibrated.from_result(out["val"], source="val")] if "val" in out else [])
+        # COCO AP needs one threshold before the pass: the val-calibrated one (none without val)
+        coco_tau = out["val"]["loc_threshold"] if "val" in out else None
         tests = evaluate_model(model, config, data["test"], ctx=ctx, masks=data["masks"].get("test"),
-                               policies=policies, scoremap_dir=scoremap_dir, progress=progress)
+                               policies=policies, scoremap_dir=scoremap_dir, progress=progress,
+                               coco_threshold=coco_tau)
         out["test"] = tests[0]
         if len(tests) > 1:
             out["test_calibrated"] = tests[1]
