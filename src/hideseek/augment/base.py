@@ -22,6 +22,7 @@ Where the sample ids come from, in order:
 from __future__ import annotations
 
 import contextlib
+from abc import ABCMeta, abstractmethod
 from typing import Iterator, Sequence, Union
 
 import torch
@@ -32,7 +33,7 @@ __all__ = ["Augmentation", "set_epoch", "using_sample_ids"]
 IdsLike = Union[torch.Tensor, Sequence[int], None]
 
 
-class Augmentation(nn.Module):
+class Augmentation(nn.Module, metaclass=ABCMeta):
     """Base class: epoch, seed and sample-id bookkeeping; subclasses implement ``hide``.
 
     Parameters
@@ -69,9 +70,9 @@ class Augmentation(nn.Module):
             return range(start, start + batch)
         return sample_ids
 
+    @abstractmethod
     def hide(self, x: torch.Tensor, sample_ids: IdsLike) -> torch.Tensor:
         """Apply the augmentation (training mode); implemented by subclasses."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, sample_ids: IdsLike = None) -> torch.Tensor:
         if not self.training:

@@ -25,6 +25,7 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -90,13 +91,14 @@ def _index_of(thresholds: np.ndarray, tau: float, what: str) -> int:
 
 
 @dataclass(frozen=True)
-class ThresholdPolicy:
+class ThresholdPolicy(ABC):
     """How the CAM threshold behind a reported number is chosen."""
 
     name: str = field(init=False, default="")
 
+    @abstractmethod
     def index(self, metric: str, key: str, accuracies: np.ndarray, thresholds: np.ndarray) -> int:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Index into ``thresholds`` of the threshold for ``metric`` at IoU ``key``."""
 
     def describe(self) -> dict:
         return {"name": self.name}
