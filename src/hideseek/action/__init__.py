@@ -1,0 +1,1 @@
+"""Weakly-supervised temporal action localization: video reading and evaluation protocols."""
