@@ -384,6 +384,56 @@ def _add_augment(rooms) -> None:
     listing.set_defaults(handler=_augment_list)
 
 
+# --------------------------------------------------------------------------- action
+
+
+def _action_evaluate(args) -> int:
+    from hideseek.action.protocols import evaluate
+
+    try:
+        result = evaluate(args.ground_truth, args.predictions, protocol=args.protocol, tiou=tuple(args.tiou),
+                          ambiguous=args.ambiguous, subset=None if args.subset == "all" else args.subset)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _write_json(result, args.output)
+    print(f"protocol {result['protocol']}")
+    for tiou, value in result["mAP"].items():
+        print(f"mAP@{tiou:<5} {value:.2f}")
+    for span, value in result["average_mAP"].items():
+        print(f"avg {span:<8} {value:.2f}")
+    ignored = result["ignored_predictions"]
+    if ignored.get("total"):
+        print(f"ignored predictions: {ignored['total']} (unknown video {ignored.get('unknown_video', 0)}, "
+              f"unknown label {ignored.get('unknown_label', 0)})")
+    print(f"seconds {result['seconds']:.3f}")
+    return 0
+
+
+def _add_action(rooms) -> None:
+    room = rooms.add_parser("action", help="weakly-supervised temporal action localization",
+                            description="Temporal action localization: evaluation protocols.")
+    verbs = room.add_subparsers(dest="verb", metavar="VERB", required=True)
+    ev = verbs.add_parser(
+        "evaluate",
+        help="temporal detection mAP under the ActivityNet, THUMOS14-kit or W-TALC protocol",
+        description=(
+            "Score ActivityNet-style predictions ({'results': ...}) against ground truth ({'database': ...}) "
+            "under one of the three protocols in use on THUMOS14; mAP in percent per tIoU, averages over "
+            "0.1:0.5, 0.3:0.7 and 0.1:0.7, per-class AP."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ev.add_argument("--ground-truth", required=True, help="ground-truth JSON (ActivityNet layout)")
+    ev.add_argument("--predictions", required=True, help="predictions JSON ({'results': {video: [...]}})")
+    ev.add_argument("--protocol", default="activitynet", choices=["activitynet", "thumos14", "wtalc"])
+    ev.add_argument("--subset", default="test", help="ground-truth subset to keep ('all' keeps every video)")
+    ev.add_argument("--tiou", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], help="tIoU thresholds")
+    ev.add_argument("--ambiguous", help="Ambiguous_test.txt (video start end): used by thumos14 and wtalc")
+    ev.add_argument("--output", help="write the result JSON here")
+    ev.set_defaults(handler=_action_evaluate)
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -538,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reproduce(rooms)
     _add_loc(rooms)
     _add_augment(rooms)
+    _add_action(rooms)
     _add_results(rooms)
     return parser
 

@@ -1,0 +1,420 @@
+"""Temporal action localization protocols: hand-worked cases where they disagree,
+JSON / ambiguous-file I/O, and randomized cross-checks against plain loop references."""
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hideseek.action.protocols import (
+    evaluate,
+    interpolated_ap,
+    load_ambiguous,
+    load_ground_truth,
+    load_predictions,
+    non_interpolated_ap,
+    segment_iou,
+)
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "thumos")
+ALL = ("activitynet", "thumos14", "wtalc")
+
+
+def _gt(videos):
+    """videos: {vid: [(s, e, label), ...]} -> ActivityNet GT dict (subset test)."""
+    return {
+        "database": {
+            v: {"subset": "test", "annotations": [{"segment": [s, e], "label": c} for s, e, c in anns]}
+            for v, anns in videos.items()
+        }
+    }
+
+
+def _pred(videos):
+    """videos: {vid: [(s, e, label, score), ...]} -> predictions dict."""
+    return {
+        "results": {
+            v: [{"segment": [s, e], "label": c, "score": x} for s, e, c, x in items]
+            for v, items in videos.items()
+        }
+    }
+
+
+def _map(gt, pred, protocol, t=0.5, **kw):
+    return evaluate(gt, pred, protocol=protocol, tiou=[t], **kw)["mAP"][f"{t:g}"]
+
+
+# ------------------------------------------------------------------- hand-worked cases
+
+
+def test_iou_exactly_at_threshold():
+    # GT [0,10], prediction [0,5]: IoU = 5/10 = 0.5 exactly.
+    # activitynet / wtalc need IoU >= 0.5 -> TP -> AP 100.
+    # thumos14 needs overlap > 0.5 (strict) -> the GT is missed, prediction FP -> AP 0.
+    gt = _gt({"v": [(0, 10, "A")]})
+    pred = _pred({"v": [(0, 5, "A", 0.9)]})
+    assert _map(gt, pred, "activitynet") == pytest.approx(100.0)
+    assert _map(gt, pred, "wtalc") == pytest.approx(100.0)
+    assert _map(gt, pred, "thumos14") == pytest.approx(0.0)
+
+
+def test_gt_matched_twice_second_is_fp():
+    # One GT in each of v1, v2. Ranked: v1 exact (TP), v1 duplicate (GT taken -> FP),
+    # v2 exact (TP). Flags [1,0,1], npos 2: recall [.5,.5,1], precision [1,.5,2/3].
+    # Interpolated: .5*1 + .5*(2/3) = 5/6. Non-interpolated: (1 + 2/3)/2 = 5/6.
+    gt = _gt({"v1": [(0, 10, "A")], "v2": [(0, 10, "A")]})
+    pred = _pred({"v1": [(0, 10, "A", 0.9), (0, 10, "A", 0.8)], "v2": [(0, 10, "A", 0.7)]})
+    for p in ALL:
+        assert _map(gt, pred, p) == pytest.approx(100 * 5 / 6), p
+
+
+def test_interpolation_differs_after_early_fp():
+    # Ranked flags [0,1,1], npos 2: recall [0,.5,1], precision [0,.5,2/3].
+    # activitynet (interpolated): precision made monotone from the right is 2/3 at both
+    #   recall steps -> .5*2/3 + .5*2/3 = 2/3 -> 66.67.
+    # thumos14 / wtalc (non-interpolated): (1/2 + 2/3) / 2 = 7/12 -> 58.33.
+    gt = _gt({"v1": [(0, 10, "A")], "v2": [(0, 10, "A")]})
+    pred = _pred({"v1": [(50, 60, "A", 0.9), (0, 10, "A", 0.8)], "v2": [(0, 10, "A", 0.7)]})
+    assert _map(gt, pred, "activitynet") == pytest.approx(100 * 2 / 3)
+    assert _map(gt, pred, "thumos14") == pytest.approx(100 * 7 / 12)
+    assert _map(gt, pred, "wtalc") == pytest.approx(100 * 7 / 12)
+
+
+def test_tied_scores():
+    # GT [0,10]; an FP [30,40] and a TP [0,10] both scored 0.5, FP listed first.
+    # activitynet / wtalc: stable sort keeps input order -> flags [0,1]:
+    #   interpolated: recall jumps 0->1 at precision 1/2 -> 50; non-interpolated 1/2 -> 50.
+    # thumos14: on tied scores TPs rank before FPs -> flags [1,0] -> AP 100.
+    gt = _gt({"v": [(0, 10, "A")]})
+    pred = _pred({"v": [(30, 40, "A", 0.5), (0, 10, "A", 0.5)]})
+    assert _map(gt, pred, "activitynet") == pytest.approx(50.0)
+    assert _map(gt, pred, "wtalc") == pytest.approx(50.0)
+    assert _map(gt, pred, "thumos14") == pytest.approx(100.0)
+    # Input order decides the stable protocols: TP listed first -> flags [1,0] -> 100.
+    swapped = _pred({"v": [(0, 10, "A", 0.5), (30, 40, "A", 0.5)]})
+    assert _map(gt, swapped, "activitynet") == pytest.approx(100.0)
+    assert _map(gt, swapped, "wtalc") == pytest.approx(100.0)
+
+
+def test_unmatched_detection_on_ambiguous_segment():
+    # GT [0,10]; ambiguous [20,30]; FP [20,30] at 0.9 ranks before TP [0,10] at 0.8.
+    # activitynet ignores ambiguity: flags [0,1] -> 50.
+    # thumos14 drops the unmatched ambiguous detection, wtalc drops every detection that
+    # overlaps an ambiguous segment: flags [1] -> 100.
+    gt = _gt({"v": [(0, 10, "A")]})
+    pred = _pred({"v": [(20, 30, "A", 0.9), (0, 10, "A", 0.8)]})
+    amb = [("v", 20, 30)]
+    assert _map(gt, pred, "activitynet", ambiguous=amb) == pytest.approx(50.0)
+    assert _map(gt, pred, "thumos14", ambiguous=amb) == pytest.approx(100.0)
+    assert _map(gt, pred, "wtalc", ambiguous=amb) == pytest.approx(100.0)
+    # Without the ambiguous list all three give 50 (one FP ahead of the TP).
+    for p in ALL:
+        assert _map(gt, pred, p) == pytest.approx(50.0), p
+    # Ambiguous segment of another video has no effect.
+    assert _map(gt, pred, "thumos14", ambiguous=[("w", 20, 30)]) == pytest.approx(50.0)
+
+
+def test_matched_detection_on_ambiguous_segment():
+    # GT [0,10]; ambiguous [8,12] overlaps the only (correct) detection [0,10] by 2 s.
+    # thumos14 drops only *unmatched* detections: TP kept -> 100.
+    # wtalc drops the detection before matching: no TP -> 0. activitynet: 100.
+    gt = _gt({"v": [(0, 10, "A")]})
+    pred = _pred({"v": [(0, 10, "A", 0.9)]})
+    amb = [("v", 8, 12)]
+    assert _map(gt, pred, "thumos14", ambiguous=amb) == pytest.approx(100.0)
+    assert _map(gt, pred, "wtalc", ambiguous=amb) == pytest.approx(0.0)
+    assert _map(gt, pred, "activitynet", ambiguous=amb) == pytest.approx(100.0)
+    # Touching ends (intersection length 0) is not an overlap: wtalc keeps it -> 100.
+    assert _map(gt, pred, "wtalc", ambiguous=[("v", 10, 12)]) == pytest.approx(100.0)
+
+
+def test_gt_driven_vs_prediction_driven_matching():
+    # GT g1 [0,10], g2 [1,11] (in that order); p1 [1,11] @0.9, p2 [0,6] @0.8; t = 0.5.
+    # IoU(p1,g1) = 9/11 = .818, IoU(p1,g2) = 1, IoU(p2,g1) = 6/10 = .6,
+    # IoU(p2,g2) = 5/11 = .455.
+    # activitynet: p1 takes its best GT g2, p2 takes g1 (.6 >= .5): flags [1,1] -> 100.
+    # wtalc: p1 takes the first GT in list order with IoU >= .5, i.e. g1; p2 then only
+    #   has g2 at .455 -> FP: flags [1,0], npos 2 -> 1/2 -> 50.
+    # thumos14: g1 (first) takes its largest-overlap detection p1; g2 has only p2 left at
+    #   .455, not > .5 -> missed: flags [1,0] -> 50.
+    gt = _gt({"v": [(0, 10, "A"), (1, 11, "A")]})
+    pred = _pred({"v": [(1, 11, "A", 0.9), (0, 6, "A", 0.8)]})
+    assert _map(gt, pred, "activitynet") == pytest.approx(100.0)
+    assert _map(gt, pred, "wtalc") == pytest.approx(50.0)
+    assert _map(gt, pred, "thumos14") == pytest.approx(50.0)
+
+
+def test_unknown_class_and_video_are_counted_not_fatal():
+    # Only the valid TP counts: AP(A) = 100. Two predictions are ignored with reasons.
+    gt = _gt({"v": [(0, 10, "A")]})
+    pred = _pred({"v": [(0, 10, "A", 0.9), (0, 10, "Zzz", 0.99)], "nowhere": [(0, 10, "A", 0.95)]})
+    for p in ALL:
+        out = evaluate(gt, pred, protocol=p, tiou=[0.5])
+        assert out["mAP"]["0.5"] == pytest.approx(100.0)
+        assert out["ignored_predictions"] == {"unknown_video": 1, "unknown_label": 1, "total": 2}
+        assert out["num_predictions"] == 1
+
+
+def test_class_without_predictions_gets_zero_not_whole_map_zero():
+    # Classes A and B in GT, only A predicted (perfectly): AP(A) 100, AP(B) 0 -> mAP 50.
+    # (The original W-TALC code returns 0 for the whole mAP here; we do not.)
+    gt = _gt({"v": [(0, 10, "A"), (20, 30, "B")]})
+    pred = _pred({"v": [(0, 10, "A", 0.9)]})
+    for p in ALL:
+        out = evaluate(gt, pred, protocol=p, tiou=[0.5])
+        assert out["mAP"]["0.5"] == pytest.approx(50.0), p
+        assert out["per_class_AP"]["B"]["0.5"] == 0.0
+
+
+def test_fp_in_video_without_gt_of_that_class():
+    # Video w is known (it has a B annotation) but has no A: the A detection there is an
+    # FP ranked first -> flags [0,1], npos 1 -> AP(A) 50; AP(B) 0 -> mAP 25.
+    gt = _gt({"v": [(0, 10, "A")], "w": [(0, 10, "B")]})
+    pred = _pred({"w": [(0, 10, "A", 0.9)], "v": [(0, 10, "A", 0.8)]})
+    for p in ALL:
+        out = evaluate(gt, pred, protocol=p, tiou=[0.5])
+        assert out["per_class_AP"]["A"]["0.5"] == pytest.approx(50.0), p
+        assert out["mAP"]["0.5"] == pytest.approx(25.0), p
+        assert out["ignored_predictions"]["total"] == 0
+
+
+@pytest.mark.parametrize("seg", [[10, 5], [3, 3], [-1, 4], [0, float("nan")]])
+def test_bad_segments_raise_naming_video(seg):
+    bad_gt = {"database": {"vid_bad": {"subset": "test", "annotations": [{"segment": seg, "label": "A"}]}}}
+    with pytest.raises(ValueError, match="vid_bad"):
+        load_ground_truth(bad_gt)
+    gt = _gt({"v": [(0, 10, "A")]})
+    bad_pred = {"results": {"vid_bad": [{"segment": seg, "label": "A", "score": 0.5}]}}
+    with pytest.raises(ValueError, match="vid_bad"):
+        evaluate(gt, bad_pred)
+    with pytest.raises(ValueError, match="vid_bad"):
+        load_ambiguous([("vid_bad", seg[0], seg[1])])
+
+
+def test_output_keys_and_average_ranges():
+    gt = _gt({"v": [(0, 10, "A")]})
+    pred = _pred({"v": [(0, 10, "A", 0.9)]})
+    out = evaluate(gt, pred)
+    assert set(out) >= {"protocol", "mAP", "average_mAP", "per_class_AP", "num_predictions",
+                        "ignored_predictions", "seconds"}
+    assert list(out["mAP"]) == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"]
+    assert set(out["average_mAP"]) == {"0.1:0.5", "0.3:0.7", "0.1:0.7"}
+    assert out["average_mAP"]["0.1:0.7"] == pytest.approx(100.0)
+    assert out["seconds"] >= 0
+    part = evaluate(gt, pred, tiou=(0.1, 0.2, 0.3, 0.4, 0.5))
+    assert set(part["average_mAP"]) == {"0.1:0.5"}
+    assert list(evaluate(gt, pred, tiou=[0.50, 0.75])["mAP"]) == ["0.5", "0.75"]
+    with pytest.raises(ValueError):
+        evaluate(gt, pred, protocol="coco")
+    with pytest.raises(ValueError):
+        evaluate(gt, pred, tiou=[0.0])
+
+
+def test_files_from_disk_subset_and_ambiguous_file():
+    # Test subset: classes Diving (2 GT) and HighJump (2 GT). PoleVault exists only in
+    # validation, so the test-video PoleVault prediction is an unknown label and the
+    # validation-video prediction an unknown video.
+    # Diving flags [1,0,1]: 5/6 in every protocol without ambiguity; the FP [60,70]
+    # lies on an ambiguous segment -> thumos14 / wtalc drop it -> 100. HighJump: 100.
+    gt_path = os.path.join(DATA, "gt_small.json")
+    pred_path = os.path.join(DATA, "preds_small.json")
+    amb_path = os.path.join(DATA, "ambiguous_small.txt")
+    amb = load_ambiguous(amb_path)
+    assert sorted(amb) == ["video_test_0000001", "video_test_0000009"]
+    np.testing.assert_array_equal(amb["video_test_0000001"], [[60.0, 70.0]])
+    g = load_ground_truth(gt_path)
+    assert g.classes == ["Diving", "HighJump"] and len(g.videos) == 2
+    assert load_ground_truth(gt_path, subset=None).classes == ["Diving", "HighJump", "PoleVault"]
+    assert len(load_predictions(pred_path).score) == 7
+    an = evaluate(gt_path, pred_path, protocol="activitynet", tiou=[0.5], ambiguous=amb_path)
+    assert an["mAP"]["0.5"] == pytest.approx((100 * 5 / 6 + 100) / 2)
+    assert an["ignored_predictions"] == {"unknown_video": 1, "unknown_label": 1, "total": 2}
+    assert an["num_predictions"] == 5
+    for p in ("thumos14", "wtalc"):
+        assert evaluate(gt_path, pred_path, protocol=p, tiou=[0.5], ambiguous=amb_path)["mAP"]["0.5"] == pytest.approx(100.0)
+        assert evaluate(gt_path, pred_path, protocol=p, tiou=[0.5])["mAP"]["0.5"] == pytest.approx((100 * 5 / 6 + 100) / 2)
+    # Same result from parsed dicts.
+    with open(gt_path) as fh:
+        gd = json.load(fh)
+    with open(pred_path) as fh:
+        pd_ = json.load(fh)
+    assert evaluate(gd, pd_, tiou=[0.5])["mAP"] == an["mAP"]
+
+
+def test_ap_helpers():
+    # flags [0,1,1], npos 2: interpolated 2/3, non-interpolated 7/12 (see above).
+    assert interpolated_ap(np.array([0, 1, 1]), 2)[0] == pytest.approx(2 / 3)
+    assert non_interpolated_ap(np.array([0, 1, 1]), 2)[0] == pytest.approx(7 / 12)
+    assert interpolated_ap(np.zeros(0), 3)[0] == 0.0
+    np.testing.assert_allclose(segment_iou([[0, 10]], [[5, 15], [0, 5], [20, 30]]), [[5 / 15, 0.5, 0.0]])
+
+
+# ------------------------------------------------------- loop reference implementations
+
+
+def _iou(a, b):
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / ((a[1] - a[0]) + (b[1] - b[0]) - inter)
+
+
+def _overlap(a, ambs):
+    return any(min(a[1], e) - max(a[0], s) > 0 for s, e in ambs)
+
+
+def _ref_ap_interp(flags, npos):
+    tp = fp = 0
+    rec, prec = [], []
+    for f in flags:
+        tp += f
+        fp += 1 - f
+        rec.append(tp / npos)
+        prec.append(tp / (tp + fp))
+    mrec = [0.0] + rec + [1.0]
+    mprec = [0.0] + prec + [0.0]
+    for i in range(len(mprec) - 2, -1, -1):
+        mprec[i] = max(mprec[i], mprec[i + 1])
+    return sum((mrec[i + 1] - mrec[i]) * mprec[i + 1] for i in range(len(mrec) - 1) if mrec[i + 1] != mrec[i])
+
+
+def _ref_ap_plain(flags, npos):
+    tp, total = 0, 0.0
+    for k, f in enumerate(flags, 1):
+        if f:
+            tp += 1
+            total += tp / k
+    return total / npos
+
+
+def _reference(gt_rows, pred_rows, amb, protocol, thresholds):
+    """gt_rows: [(vid, s, e, label)], pred_rows: [(vid, s, e, label, score)] -> mAP dict."""
+    classes = sorted({r[3] for r in gt_rows})
+    out = {}
+    for t in thresholds:
+        aps = []
+        for c in classes:
+            gts = [r for r in gt_rows if r[3] == c]
+            preds = sorted([r for r in pred_rows if r[3] == c], key=lambda r: -r[4])  # stable
+            npos = len(gts)
+            if not preds:
+                aps.append(0.0)
+                continue
+            if protocol == "activitynet":
+                used = [False] * npos
+                flags = []
+                for p in preds:
+                    best, bj = -1.0, -1
+                    for j, g in enumerate(gts):
+                        if g[0] == p[0] and not used[j]:
+                            v = _iou(p[1:3], g[1:3])
+                            if v > best:
+                                best, bj = v, j
+                    if bj >= 0 and best >= t:
+                        used[bj] = True
+                        flags.append(1)
+                    else:
+                        flags.append(0)
+                aps.append(_ref_ap_interp(flags, npos))
+            elif protocol == "wtalc":
+                preds = [p for p in preds if not _overlap(p[1:3], amb.get(p[0], []))]
+                used = [False] * npos
+                flags = []
+                for p in preds:
+                    f = 0
+                    for j, g in enumerate(gts):
+                        if g[0] == p[0] and not used[j] and _iou(p[1:3], g[1:3]) >= t:
+                            used[j] = True
+                            f = 1
+                            break
+                    flags.append(f)
+                aps.append(_ref_ap_plain(flags, npos))
+            else:  # thumos14
+                taken = [False] * len(preds)
+                for g in gts:
+                    best, bi = -1.0, -1
+                    for i, p in enumerate(preds):
+                        if p[0] == g[0] and not taken[i]:
+                            v = _iou(p[1:3], g[1:3])
+                            if v > best:
+                                best, bi = v, i
+                    if bi >= 0 and best > t:
+                        taken[bi] = True
+                kept = [(p[4], taken[i]) for i, p in enumerate(preds)
+                        if taken[i] or not _overlap(p[1:3], amb.get(p[0], []))]
+                kept.sort(key=lambda x: (-x[0], not x[1]))
+                aps.append(_ref_ap_plain([int(x[1]) for x in kept], npos))
+        out[f"{t:g}"] = 100.0 * sum(aps) / len(aps)
+    return out
+
+
+def _random_case(seed):
+    rng = random.Random(seed)
+    vids = [f"v{i}" for i in range(rng.randint(1, 4))]
+    labels = ["A", "B", "C"][: rng.randint(1, 3)]
+    gt_rows, pred_rows = [], []
+    for v in vids:
+        for _ in range(rng.randint(0, 5)):
+            s = rng.randint(0, 40)
+            gt_rows.append((v, float(s), float(s + rng.randint(1, 12)), rng.choice(labels)))
+        for _ in range(rng.randint(0, 12)):
+            s = rng.randint(0, 40)
+            # coarse scores make ties common; integer segments make IoU hit thresholds exactly
+            pred_rows.append((v, float(s), float(s + rng.randint(1, 12)), rng.choice(labels),
+                              rng.choice([0.1, 0.3, 0.5, 0.7, 0.9, rng.random()])))
+    if not gt_rows:
+        gt_rows.append((vids[0], 0.0, 5.0, "A"))
+    amb = {}
+    for v in vids:
+        if rng.random() < 0.5:
+            s = rng.randint(0, 45)
+            amb.setdefault(v, []).append((float(s), float(s + rng.randint(1, 6))))
+    gt = {"database": {v: {"subset": "test", "annotations": [
+        {"segment": [r[1], r[2]], "label": r[3]} for r in gt_rows if r[0] == v]} for v in vids}}
+    pred = {"results": {}}
+    for r in pred_rows:
+        pred["results"].setdefault(r[0], []).append({"segment": [r[1], r[2]], "label": r[3], "score": r[4]})
+    # Reference must see predictions in the same input order as the JSON (video-grouped).
+    pred_rows = [(v, p["segment"][0], p["segment"][1], p["label"], p["score"])
+                 for v, items in pred["results"].items() for p in items]
+    return gt, pred, gt_rows, pred_rows, amb
+
+
+TH = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_activitynet_matches_loop_reference(seed):
+    gt, pred, gt_rows, pred_rows, _ = _random_case(seed)
+    got = evaluate(gt, pred, protocol="activitynet", tiou=TH)["mAP"]
+    want = _reference(gt_rows, pred_rows, {}, "activitynet", TH)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-12, abs=1e-9), k
+
+
+@pytest.mark.parametrize("protocol", ["thumos14", "wtalc"])
+@pytest.mark.parametrize("seed", range(25))
+def test_other_protocols_match_loop_reference(protocol, seed):
+    gt, pred, gt_rows, pred_rows, amb = _random_case(1000 + seed)
+    amb_rows = [(v, s, e) for v, segs in amb.items() for s, e in segs]
+    got = evaluate(gt, pred, protocol=protocol, tiou=TH, ambiguous=amb_rows)["mAP"]
+    want = _reference(gt_rows, pred_rows, amb, protocol, TH)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-12, abs=1e-9), k
+
+
+def test_cli_action_evaluate_writes_the_protocol_keys(tmp_path, capsys):
+    from hideseek.cli import main
+
+    data = Path(__file__).parent / "data" / "thumos"
+    out = tmp_path / "r.json"
+    assert main(["action", "evaluate", "--ground-truth", str(data / "gt_small.json"), "--predictions",
+                 str(data / "preds_small.json"), "--protocol", "thumos14", "--ambiguous",
+                 str(data / "ambiguous_small.txt"), "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "thumos14"
+    assert set(result["mAP"]) == {"0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"}
+    assert set(result["average_mAP"]) == {"0.1:0.5", "0.3:0.7", "0.1:0.7"}
+    assert "mAP@0.5" in capsys.readouterr().out
