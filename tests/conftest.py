@@ -3,6 +3,11 @@
 import pytest
 import torch
 
+try:  # OpenCV before anything imports decord: decord's bundled libraries, loaded first,
+    import cv2  # noqa: F401  # break OpenCV's PNG decoding ("libpng error: bad parameters to zlib")
+except ImportError:  # the OpenCV oracle tests skip themselves
+    pass
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _hideseek_cache(tmp_path_factory):

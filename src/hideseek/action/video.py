@@ -20,6 +20,10 @@ as a ``ValueError`` naming the file.
 
 ``decord`` is imported when a reader is opened and ``av`` when a video is written, so
 importing this module needs neither.
+
+Note: importing decord before OpenCV (``cv2``) in one process breaks OpenCV's PNG
+decoding (decord's bundled libraries shadow OpenCV's: "libpng error: bad parameters to
+zlib"). Import ``cv2`` first when a program needs both; Pillow is not affected.
 """
 
 from __future__ import annotations
