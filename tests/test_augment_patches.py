@@ -62,7 +62,7 @@ def test_hash_stays_in_32_bits_and_avoids_overflow():
     assert _hash.fmix32(x).unique().numel() == x.numel()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CPU vs CUDA mask equality needs a CUDA device")
 def test_cpu_and_cuda_give_identical_masks():
     x = _images((8, 3, 97, 61))
     ids = torch.tensor([5, -3, 2**40, 7, 0, 1, 99, 12345678901])
