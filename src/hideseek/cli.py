@@ -410,6 +410,50 @@ def _action_evaluate(args) -> int:
     return 0
 
 
+def _action_extract_features(args) -> int:
+    from hideseek.action.features import extract_features
+
+    try:
+        summary = extract_features(
+            args.video_dir, args.output, args.backbone, pretrained_file=args.pretrained_file,
+            random_init=args.random_init, snippet=args.snippet, fps=None if args.native_fps else args.fps,
+            size=args.size, batch_size=args.batch_size, device=args.device,
+            on_error="raise" if args.on_error == "fail" else "skip", progress=not args.no_progress,
+        )
+    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(summary.extracted)} extracted, {len(summary.skipped)} already done, "
+          f"{len(summary.failed)} failed -> {summary.output_dir}")
+    for vid, message in summary.failed.items():
+        print(f"failed {vid}: {message}", file=sys.stderr)
+    return 0
+
+
+def _action_convert(args) -> int:
+    from hideseek.action import thumos
+
+    try:
+        if args.format == "thumos14":
+            gt, ambiguous = thumos.thumos14_ground_truth(args.annotations, args.subset,
+                                                         exclude_broken=args.exclude_broken)
+        else:
+            _, annotations, _, ambiguous = thumos.read_wtalc_annotations(
+                args.annotations, None if args.subset == "all" else args.subset)
+            if args.exclude_broken:
+                annotations = {v: a for v, a in annotations.items() if v not in thumos.THUMOS14_BROKEN_TEST_VIDEOS}
+            gt = thumos.to_activitynet(annotations)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _write_json(gt, args.output)
+    database = gt["database"]
+    count = sum(len(v["annotations"]) for v in database.values())
+    kept = sum(len(s) for v, s in ambiguous.items() if v in database)
+    print(f"{len(database)} videos, {count} segments, {kept} ambiguous segments -> {args.output}")
+    return 0
+
+
 def _add_action(rooms) -> None:
     room = rooms.add_parser("action", help="weakly-supervised temporal action localization",
                             description="Temporal action localization: evaluation protocols.")
@@ -432,6 +476,49 @@ def _add_action(rooms) -> None:
     ev.add_argument("--ambiguous", help="Ambiguous_test.txt (video start end): used by thumos14 and wtalc")
     ev.add_argument("--output", help="write the result JSON here")
     ev.set_defaults(handler=_action_evaluate)
+
+    fx = verbs.add_parser(
+        "extract-features",
+        help="snippet features of raw videos with a timm 2-D backbone (T x D .npy per video)",
+        description=(
+            "Decode each video of VIDEO_DIR, resample to --fps, cut into --snippet-frame snippets, run the backbone "
+            "on every frame and average per snippet; writes <output>/<video>.npy and manifest.json. Resumable: "
+            "finished videos are skipped, an interrupted one is redone."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fx.add_argument("video_dir", metavar="VIDEO_DIR", help="folder of video files (.mp4, .avi, .mkv, ...)")
+    fx.add_argument("--backbone", required=True, help="timm model name (tf_efficientnet_lite0 has offline ImageNet weights)")
+    fx.add_argument("--pretrained-file", help="local weights file for the backbone")
+    fx.add_argument("--random-init", action="store_true", help="random weights (smoke tests only)")
+    fx.add_argument("--snippet", type=int, default=16, help="frames per snippet")
+    fx.add_argument("--fps", type=float, default=25.0, help="resample every video to this frame rate first")
+    fx.add_argument("--native-fps", action="store_true", help="keep each video's own frame rate (ignores --fps)")
+    fx.add_argument("--size", type=int, help="square input size (default: the backbone's own)")
+    fx.add_argument("--batch-size", type=int, default=64, help="frames per forward pass (whole snippets)")
+    fx.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    fx.add_argument("--on-error", choices=["skip", "fail"], default="skip", help="an undecodable video: report and skip, or stop")
+    fx.add_argument("--output", required=True, help="output folder")
+    fx.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fx.set_defaults(handler=_action_extract_features)
+
+    cv = verbs.add_parser(
+        "convert",
+        help="THUMOS14 per-class annotation files (or W-TALC annotation arrays) to ActivityNet-style gt.json",
+        description=(
+            "thumos14: <Class>_test.txt / <Class>_val.txt files (video start end, seconds) to the gt.json that "
+            "'hideseek action evaluate' reads; keep Ambiguous_*.txt for --ambiguous. wtalc: a "
+            "Thumos14reduced-Annotations folder (videoname.npy, segments.npy, labels.npy, ...)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cv.add_argument("format", choices=["thumos14", "wtalc"], help="annotation layout")
+    cv.add_argument("annotations", metavar="ANNOT_DIR", help="folder of the annotation files")
+    cv.add_argument("--subset", default="test", help="test or validation ('all' for every W-TALC video)")
+    cv.add_argument("--exclude-broken", action="store_true",
+                    help="leave out test videos 270, 1292 and 1496 (the usual 210/212-video test set)")
+    cv.add_argument("--output", required=True, help="gt.json to write")
+    cv.set_defaults(handler=_action_convert)
 
 
 # --------------------------------------------------------------------------- results
