@@ -21,6 +21,7 @@ from hideseek.action.features import (
     VideoDecodeError,
     extract_features,
     load_feature_dir,
+    load_feature_source,
 )
 from hideseek.action.video import VideoReader, write_test_video
 from hideseek.cli import main
@@ -182,6 +183,12 @@ def test_loader_joins_features_and_ground_truth(video_dir, encoder, tmp_path):
         load_feature_dir(out, gt, subset="test")
     assert len(load_feature_dir(out, gt, subset="test", strict=False)) == 2
     assert [v.video for v in load_feature_dir(out).videos] == ["clip_a", "clip_b", "clip_c"]
+    (tmp_path / "amb.txt").write_text("clip_b  0.5 0.7\nclip_z  1.0 2.0\n")
+    (out / "gt.json").write_text(json.dumps(gt))
+    val = load_feature_source("extracted", out, "val", ambiguous=tmp_path / "amb.txt")
+    assert [v.video for v in val.videos] == ["clip_c"] and val.videos[0].subset == "validation"
+    test = load_feature_source("extracted", out, "test", ambiguous=tmp_path / "amb.txt", strict=False)
+    assert list(test.ambiguous) == ["clip_b"]
     np.save(out / "clip_a.npy", np.zeros((3, encoder.feature_dim), np.float32))
     with pytest.raises(ValueError, match=r"clip_a.npy: feature length mismatch"):
         load_feature_dir(out, gt, subset="test", strict=False)

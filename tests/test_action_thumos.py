@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hideseek.action.dataset import FeatureDataset
+from hideseek.action.features import load_feature_source
 from hideseek.action.protocols import evaluate
 from hideseek.action.thumos import (
     I3D_STRIDE_S,
@@ -163,6 +164,11 @@ def test_split_layout_train_and_single_modality(split_root):
     assert isinstance(ds, FeatureDataset) and ds.classes == list(THUMOS14_CLASSES)
     assert ds[1]["labels"].nonzero().flatten().tolist() == [4, 7]
     assert load_split_features(root, "test", "rgb", exclude=["video_test_0000026"]).videos[0].features.shape == (11, 1024)
+    by_name = load_feature_source("i3d-split", root, "validation", modality="rgb")
+    assert [v.video for v in by_name.videos] == [v.video for v in train.videos]
+    assert by_name.videos[0].features.shape == (13, 1024)
+    with pytest.raises(ValueError, match="unknown feature source 'npy'"):
+        load_feature_source("npy", root)
 
 
 def test_split_layout_errors_name_the_file(split_root):
@@ -247,6 +253,8 @@ def test_wtalc_layout(wtalc_root):
     # labels_all omits CricketShot for this video; its segment's class is still a video label
     assert train.videos[1].labels == ("CricketBowling", "CricketShot")
     assert len(load_wtalc_features(root, None)) == 4
+    assert [v.video for v in load_feature_source("wtalc", root, "train").videos] == [
+        "video_validation_0000051", "video_validation_0000171"]
     gt = test.ground_truth()
     res = evaluate(gt, {"results": {}}, protocol="wtalc", ambiguous=test.ambiguous)
     assert res["num_ground_truth"] == 4

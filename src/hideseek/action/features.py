@@ -24,7 +24,8 @@ without a file, the ImageNet weights of the optional ``efficientnet-lite0-pytorc
 package; ``random_init=True`` for smoke tests only (seeded, recorded in the manifest).
 
 :func:`load_feature_dir` turns such a folder and an ActivityNet-style GT JSON into a
-:class:`~hideseek.action.thumos.FeatureSplit` of :class:`VideoFeatures`.
+:class:`~hideseek.action.thumos.FeatureSplit` of :class:`VideoFeatures`;
+:func:`load_feature_source` opens that or a public I3D layout by name.
 
 Decord is imported when the first video is opened; a program that also decodes PNGs with
 OpenCV must import ``cv2`` first (see :mod:`hideseek.action.video`).
@@ -46,9 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hideseek.action.dataset import VideoFeatures
-from hideseek.action.thumos import FeatureSplit, _class_list, read_activitynet_annotations
+from hideseek.action.thumos import FeatureSplit, _class_list, _filter_ambiguous, read_activitynet_annotations
 
 __all__ = [
+    "FEATURE_SOURCES",
     "MANIFEST",
     "VIDEO_EXTENSIONS",
     "ExtractionSummary",
@@ -58,6 +60,7 @@ __all__ = [
     "extract_video",
     "list_videos",
     "load_feature_dir",
+    "load_feature_source",
 ]
 
 PathLike = str | os.PathLike
@@ -375,6 +378,7 @@ def load_feature_dir(
     subset: str | None = None,
     classes: Sequence[str] | None = None,
     strict: bool = True,
+    ambiguous: PathLike | Mapping[str, Any] | None = None,
 ) -> FeatureSplit:
     """Features written by :func:`extract_features`, joined with an ActivityNet-style GT.
 
@@ -383,8 +387,11 @@ def load_feature_dir(
     without features raises (``strict``) or is left out. Videos with features but no GT
     entry are not loaded. Without ``ground_truth``: every extracted video, unlabelled,
     subset ``subset or "test"``. ``classes`` defaults to the labels of the whole GT (the
-    THUMOS14 list when they are all THUMOS14 classes).
+    THUMOS14 list when they are all THUMOS14 classes). ``ambiguous`` (an
+    ``Ambiguous_test.txt`` or a mapping) is kept, for the loaded videos, for the protocols.
     """
+    from hideseek.action.protocols import load_ambiguous
+
     folder = Path(feature_dir)
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
@@ -434,4 +441,48 @@ def load_feature_dir(
                                     extra={"num_frames": entry.get("num_frames")}))
     if not videos:
         raise ValueError(f"{manifest_path}: none of the {len(wanted)} video(s) of {gt_name} has features")
-    return FeatureSplit(videos, class_list, source=str(folder))
+    amb = load_ambiguous(ambiguous) if ambiguous is not None else {}
+    return FeatureSplit(videos, class_list, _filter_ambiguous(amb, [v.video for v in videos]), source=str(folder))
+
+
+FEATURE_SOURCES = ("extracted", "i3d-split", "wtalc")
+_TRAIN_NAMES = ("train", "validation", "val")
+
+
+def load_feature_source(
+    kind: str,
+    root: PathLike,
+    subset: str = "test",
+    *,
+    ground_truth: PathLike | Mapping[str, Any] | None = None,
+    modality: str = "both",
+    ambiguous: PathLike | Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> FeatureSplit:
+    """One entry point for every feature source, by name (:data:`FEATURE_SOURCES`).
+
+    ``subset`` is ``"test"`` or the training videos (``"train"``, ``"validation"`` or
+    ``"val"``: THUMOS14 trains on its validation videos), mapped onto each layout's own
+    naming (``features/train/`` of the split layout, ``validation`` in W-TALC's
+    ``subset.npy``); for ``"extracted"`` it is the GT subset as written, ``"val"`` read as
+    ``"validation"`` (default ``ground_truth``: ``<root>/gt.json`` when present). ``modality`` applies to
+    ``"i3d-split"``. Other keyword arguments go to the layout's loader.
+    """
+    from hideseek.action.thumos import load_split_features, load_wtalc_features
+
+    train = subset in _TRAIN_NAMES
+    if kind == "i3d-split":
+        return load_split_features(root, "train" if train else subset, modality, ambiguous=ambiguous, **kwargs)
+    if kind == "wtalc":
+        split = load_wtalc_features(root, "validation" if train else subset, **kwargs)
+        if ambiguous is not None:
+            from hideseek.action.protocols import load_ambiguous
+
+            split.ambiguous = _filter_ambiguous(load_ambiguous(ambiguous), [v.video for v in split.videos])
+        return split
+    if kind == "extracted":
+        if ground_truth is None and (Path(root) / "gt.json").is_file():
+            ground_truth = Path(root) / "gt.json"
+        wanted = "validation" if subset in ("val",) else subset
+        return load_feature_dir(root, ground_truth, subset=wanted, ambiguous=ambiguous, **kwargs)
+    raise ValueError(f"unknown feature source {kind!r}; expected one of {FEATURE_SOURCES}")
