@@ -128,6 +128,11 @@ def test_resume_skips_finished_and_redoes_partial(video_dir, encoder, tmp_path):
     assert third.skipped == ["clip_a", "clip_b", "clip_c"] and not third.extracted
     with pytest.raises(ValueError, match=r"manifest.json: .*other settings \(snippet: 4 there vs 8 now"):
         _run(folder, out, encoder, snippet=8)
+    from filelock import FileLock
+
+    with FileLock(str(out / ".extract.lock")):  # a run still writing there
+        with pytest.raises(RuntimeError, match="another extract-features run is writing to this folder"):
+            _run(folder, out, encoder)
 
 
 def test_corrupt_and_short_videos_skip_or_fail(video_dir, encoder, tmp_path):

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock, Timeout
 from torch import nn
 
 from hideseek.action.dataset import VideoFeatures
@@ -296,7 +297,8 @@ def extract_features(
     the backbone's input size (an int for a square). ``on_error="skip"`` reports an
     undecodable video and goes on; ``"raise"`` stops with its error. A folder extracted
     with other settings (backbone, weights, snippet, fps, input size) is refused rather
-    than mixed. ``encoder`` reuses an already built :class:`FrameEncoder`.
+    than mixed; so is a second run on a folder that one is still writing to (a lock file).
+    ``encoder`` reuses an already built :class:`FrameEncoder` of ``backbone``.
     """
     from tqdm.auto import tqdm
 
@@ -315,6 +317,8 @@ def extract_features(
     dev = resolve_device(device)
     if encoder is None:
         encoder = FrameEncoder(backbone, pretrained_file=pretrained_file, random_init=random_init, input_size=size)
+    elif encoder.backbone != backbone:
+        raise ValueError(f"encoder is a {encoder.backbone!r} backbone, but backbone={backbone!r} was asked for")
     encoder = encoder.to(dev).eval()
     settings = {
         "backbone": encoder.backbone,
@@ -329,6 +333,23 @@ def extract_features(
     }
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out_dir / ".extract.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RuntimeError(f"{out_dir}: another extract-features run is writing to this folder") from None
+    try:
+        return _extract_all(videos, out_dir, encoder, settings, snippet=snippet, fps=fps, batch_size=batch_size,
+                            device=dev, on_error=on_error, progress=progress, say=say)
+    finally:
+        lock.release()
+
+
+def _extract_all(videos: Mapping[str, Path], out_dir: Path, encoder: FrameEncoder, settings: Mapping[str, Any], *,
+                 snippet: int, fps: float | None, batch_size: int, device: torch.device, on_error: str,
+                 progress: bool, say: Callable[[str], None]) -> ExtractionSummary:
+    from tqdm.auto import tqdm
+
     manifest_path = out_dir / MANIFEST
     if manifest_path.is_file():
         manifest = _read_manifest(manifest_path)
@@ -339,7 +360,7 @@ def extract_features(
             raise ValueError(f"{manifest_path}: features in this folder were extracted with other settings "
                              f"({detail}); use another --output folder")
     else:
-        manifest = {"format": FORMAT, "version": 1, "settings": settings, "videos": {}, "failed": {}}
+        manifest = {"format": FORMAT, "version": 1, "settings": dict(settings), "videos": {}, "failed": {}}
     manifest.setdefault("failed", {})
     summary = ExtractionSummary(out_dir)
     bar = tqdm(videos.items(), total=len(videos), desc=f"features {encoder.backbone}", unit="video",
@@ -350,7 +371,8 @@ def extract_features(
             continue
         manifest["videos"].pop(vid, None)
         try:
-            feats, info = extract_video(encoder, path, snippet=snippet, fps=fps, batch_size=batch_size, device=dev)
+            feats, info = extract_video(encoder, path, snippet=snippet, fps=fps, batch_size=batch_size,
+                                        device=device)
         except VideoDecodeError as err:
             if on_error == "raise":
                 raise
