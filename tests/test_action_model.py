@@ -66,7 +66,7 @@ def test_a_video_scores_the_same_alone_and_padded_in_a_batch(kernel_size, pool):
     assert torch.allclose(logits[1], model(long_)[0][0], atol=1e-5)
 
 
-def test_loss_is_multilabel_bce_and_trains():
+def test_loss_is_multilabel_bce_and_trains(one_thread):
     torch.manual_seed(0)
     logits = torch.tensor([[0.0, 2.0]])
     labels = torch.tensor([[1.0, 0.0]])
