@@ -213,6 +213,32 @@ def test_output_keys_and_average_ranges():
         evaluate(gt, pred, tiou=[0.0])
 
 
+
+def test_seconds_excludes_reading_and_parsing_the_inputs(monkeypatch):
+    """A fake clock advances 1000 s whenever an input is loaded: none of it may be counted."""
+    from types import SimpleNamespace
+
+    from hideseek.action import protocols
+
+    clock = [0.0]
+
+    def tick():
+        clock[0] += 0.001
+        return clock[0]
+
+    def slow(loader):
+        def wrapped(*args, **kwargs):
+            clock[0] += 1000.0
+            return loader(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(protocols, "time", SimpleNamespace(perf_counter=tick))
+    for name in ("load_ground_truth", "load_predictions", "load_ambiguous"):
+        monkeypatch.setattr(protocols, name, slow(getattr(protocols, name)))
+    gt = _gt({"v": [(0, 10, "A")]})
+    out = evaluate(gt, _pred({"v": [(0, 10, "A", 0.9)]}), protocol="thumos14", ambiguous=[("v", 20, 30)])
+    assert clock[0] > 3000 and 0 < out["seconds"] < 1.0
+
 def test_files_from_disk_subset_and_ambiguous_file():
     # Test subset: classes Diving (2 GT) and HighJump (2 GT). PoleVault exists only in
     # validation, so the test-video PoleVault prediction is an unknown label and the

@@ -1,0 +1,510 @@
+"""Train and evaluate temporal CAM models: what ``hideseek action train`` / ``evaluate`` run.
+
+A run is described by one :class:`ActionConfig` (saved in the checkpoint with the class
+list and the feature normalisation, so evaluating a checkpoint needs nothing else).
+
+Data: the embedded synthetic video benchmark (:mod:`hideseek.action.synthetic`, default)
+or snippet features on disk in the simple layout ``<features_dir>/<video>.npy`` (``T x D``)
+with an ActivityNet-style ``gt.json`` whose ``subset`` names the training and test
+videos (THUMOS14: ``validation`` / ``test``) and a fixed ``stride_s`` between snippets.
+
+Training hides snippets with the registry's ``frame-has`` (fixed-length segments hidden
+with probability ``p_hide``, filled with the video's mean feature) keyed by each video's
+index in the training set, so the hidden segments depend only on ``(seed, epoch,
+index)``. Padded snippets of a batch are set to the video's mean over its real snippets
+before hiding, which makes the fill the mean of the real snippets exactly, then zeroed
+again; the model masks them everywhere. The loss is multi-label binary cross-entropy of
+the pooled video scores.
+
+Evaluation runs the model on the test videos, turns temporal CAMs into segments
+(:mod:`hideseek.action.detect`), writes the predictions as ActivityNet-style JSON and
+scores them under each configured protocol (:func:`hideseek.action.protocols.evaluate`);
+one record per protocol is appended to the record store. No model selection happens on
+the test set: the checkpoint scored is the last one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hideseek import engine
+from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
+from hideseek.action.detect import DetectConfig, detect_video, write_predictions
+from hideseek.action.model import POOLS, TemporalCAM, normalise_cam, video_loss
+from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS
+from hideseek.action.protocols import evaluate as evaluate_protocol
+from hideseek.augment import available as available_augmentations
+from hideseek.augment import create as create_augmentation
+from hideseek.results.records import append_record, make_record
+
+__all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
+           "load_run", "open_data", "train", "video_map"]
+
+DATASETS = ("synthetic", "features")
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Run with ``threads`` torch CPU threads (``None``: unchanged), restored afterwards.
+
+    The temporal CAM is a few 1-D convolutions on short sequences: each op is so small
+    that thread synchronisation costs more than it saves (measured on a busy 2-core
+    machine: 5 epochs of the demo's baseline took 2.0 s on 1 thread, 18.0 s on 2).
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class ActionConfig:
+    """Everything that defines a temporal CAM run (see the module docstring).
+
+    ``threads`` is the number of torch CPU threads during the run (``None``: leave
+    torch's setting); ``standardize`` (``None``: yes for the synthetic benchmark, no for
+    features on disk) normalises every feature dimension by the training set's mean and
+    std, stored in the checkpoint.
+    """
+
+    dataset: str = "synthetic"
+    synthetic: dict = field(default_factory=dict)
+    features_dir: str | None = None
+    ground_truth: str | None = None
+    stride_s: float | None = None
+    snippet_s: float | None = None
+    train_subset: str = "train"
+    test_subset: str = "test"
+    ambiguous: str | None = None
+    standardize: bool | None = None
+    hidden: int = 128
+    layers: int = 2
+    kernel_size: int = 1
+    dropout: float = 0.5
+    pool: str = "topk"
+    topk_ratio: float = 8.0
+    augmentation: str = "none"
+    aug_params: dict = field(default_factory=dict)
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    threads: int | None = 1
+    amp: bool = False
+    detect: dict = field(default_factory=dict)
+    protocols: tuple[str, ...] = PROTOCOLS
+    tiou: tuple[float, ...] = DEFAULT_TIOU
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; valid choices: {', '.join(DATASETS)}")
+        if self.dataset == "features" and not (self.features_dir and self.ground_truth and self.stride_s):
+            raise ValueError("dataset 'features' needs features_dir (<video>.npy files), ground_truth (gt.json) "
+                             "and stride_s (seconds between snippet starts)")
+        if self.pool not in POOLS:
+            raise ValueError(f"unknown pool {self.pool!r}; valid choices: {', '.join(POOLS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
+        if self.augmentation not in available_augmentations():
+            raise ValueError(
+                f"unknown augmentation {self.augmentation!r}; available: {', '.join(available_augmentations())}")
+        if self.augmentation not in ("none", "frame-has"):
+            probe = create_augmentation(self.augmentation, **self.aug_params)
+            if probe.kind != "video":
+                raise ValueError(f"augmentation {self.augmentation!r} is for {probe.kind} input, not snippet "
+                                 "features; use 'frame-has' (or 'none')")
+        unknown = sorted(set(self.protocols) - set(PROTOCOLS))
+        if unknown:
+            raise ValueError(f"unknown protocols {unknown}; valid choices: {', '.join(PROTOCOLS)}")
+        self.protocols = tuple(self.protocols)
+        self.tiou = tuple(float(t) for t in self.tiou)
+        DetectConfig.from_dict(self.detect)  # fail now on a bad detection key
+
+    @property
+    def detect_config(self) -> DetectConfig:
+        return DetectConfig.from_dict(self.detect)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ActionConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
+        values = dict(values)
+        for key in ("protocols", "tiou"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dict, subset: str, *, stride_s: float,
+                        snippet_s: float | None = None) -> list[VideoFeatures]:
+    """Videos of ``subset`` from ``<features_dir>/<video>.npy`` (``T x D``) and a GT JSON.
+
+    Every GT video of the subset needs its feature file; a missing or malformed one stops
+    with its path named. ``snippet_s`` (default ``stride_s``) is recorded in ``extra``.
+    """
+    features_dir = Path(features_dir)
+    where = "<dict>" if isinstance(ground_truth, dict) else str(ground_truth)
+    if isinstance(ground_truth, dict):
+        data = ground_truth
+    else:
+        try:
+            data = json.loads(Path(ground_truth).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{ground_truth}: ground-truth file not found") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{ground_truth}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if "database" not in data:
+        raise ValueError(f"{where}: ground truth has no 'database' key")
+    if not features_dir.is_dir():
+        raise FileNotFoundError(f"{features_dir}: features folder not found")
+    videos = []
+    for vid, entry in data["database"].items():
+        if entry.get("subset") != subset:
+            continue
+        path = features_dir / f"{vid}.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: feature file of video {vid!r} (subset {subset!r} of {where}) not found")
+        try:
+            feats = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable .npy array ({error})") from None
+        try:
+            segs = tuple(Segment(float(a["segment"][0]), float(a["segment"][1]), str(a["label"]))
+                         for a in entry.get("annotations") or [])
+            videos.append(VideoFeatures(video=str(vid), features=feats, stride_s=float(stride_s), segments=segs,
+                                        subset=subset, duration_s=entry.get("duration"), fps=entry.get("fps"),
+                                        extra={"snippet_s": float(snippet_s or stride_s)}))
+        except (KeyError, TypeError, IndexError, ValueError) as error:
+            raise ValueError(f"{path} / {where}: video {vid!r}: {error}") from None
+    if not videos:
+        raise ValueError(f"{where}: no video has subset {subset!r}")
+    return videos
+
+
+def open_data(config: ActionConfig, progress: bool = True) -> dict:
+    """``{"train": FeatureDataset, "test": FeatureDataset, "classes", "snippet_s"}``."""
+    if config.dataset == "synthetic":
+        from hideseek.action.synthetic import SyntheticVideo, SyntheticVideoConfig
+
+        bench = SyntheticVideo(SyntheticVideoConfig.from_dict(config.synthetic), progress=progress)
+        train_v, test_v = bench.videos("train"), bench.videos("test")
+        snippet_s = bench.config.stride_s
+    else:
+        train_v = load_feature_folder(config.features_dir, config.ground_truth, config.train_subset,
+                                      stride_s=config.stride_s, snippet_s=config.snippet_s)
+        test_v = load_feature_folder(config.features_dir, config.ground_truth, config.test_subset,
+                                     stride_s=config.stride_s, snippet_s=config.snippet_s)
+        snippet_s = config.snippet_s or config.stride_s
+    classes = sorted({lab for v in train_v + test_v for lab in v.labels})
+    return {"train": FeatureDataset(train_v, classes), "test": FeatureDataset(test_v, classes),
+            "classes": classes, "snippet_s": float(snippet_s)}
+
+
+def _feature_stats(dataset: FeatureDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std over every training snippet (std floored at 1e-6)."""
+    feats = np.concatenate([v.features for v in dataset.videos]).astype(np.float64)
+    return torch.from_numpy(feats.mean(0)).float(), torch.from_numpy(np.maximum(feats.std(0), 1e-6)).float()
+
+
+class _Standardized(torch.utils.data.Dataset):
+    """A :class:`FeatureDataset` whose features are ``(x - mean) / std``."""
+
+    def __init__(self, base: FeatureDataset, mean: torch.Tensor | None, std: torch.Tensor | None):
+        self.base, self.mean, self.std = base, mean, std
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.base[i]
+        if self.mean is not None:
+            item = dict(item, features=(item["features"] - self.mean) / self.std)
+        return item
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(config: ActionConfig, in_dim: int, num_classes: int) -> TemporalCAM:
+    return TemporalCAM(in_dim, num_classes, hidden=config.hidden, layers=config.layers,
+                       kernel_size=config.kernel_size, dropout=config.dropout, pool=config.pool,
+                       topk_ratio=config.topk_ratio)
+
+
+def _augmentation(config: ActionConfig) -> torch.nn.Module | None:
+    if config.augmentation == "none":
+        return None
+    params = dict(config.aug_params)
+    params.setdefault("seed", config.seed)
+    return create_augmentation(config.augmentation, **params)
+
+
+def hide_padded(augmentation: torch.nn.Module, features: torch.Tensor, mask: torch.Tensor,
+                sample_ids: torch.Tensor) -> torch.Tensor:
+    """Apply a video augmentation to a padded batch as if every video were alone.
+
+    Padded snippets take the mean of the video's real snippets first, so a mean fill over
+    all ``T`` equals the mean over the real ones; they are zeroed again afterwards.
+    """
+    keep = mask[..., None].to(features.dtype)
+    mean = (features * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
+    hidden = augmentation(torch.where(mask[..., None], features, mean), sample_ids=sample_ids)
+    return hidden * keep
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def video_map(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Video-level classification mAP (percent): non-interpolated AP per class with at
+    least one positive video, averaged."""
+    aps = []
+    for c in range(labels.shape[1]):
+        y = labels[:, c] > 0.5
+        if not y.any():
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        hits = y[order]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float(precision[hits].mean()))
+    return 100.0 * float(np.mean(aps)) if aps else float("nan")
+
+
+class _Detector:
+    """Per batch: model outputs -> per-video detections (and video scores for video mAP)."""
+
+    def __init__(self, dataset: FeatureDataset, classes: Sequence[str], snippet_s: float, detect: DetectConfig):
+        self.dataset, self.classes, self.snippet_s, self.detect = dataset, list(classes), snippet_s, detect
+        self.detections: dict[str, list[dict]] = {}
+        self.scores: dict[int, np.ndarray] = {}
+        self.cams: dict[str, np.ndarray] = {}
+
+    def __call__(self, model: TemporalCAM, batch: dict) -> None:
+        feats, mask = batch["features"], batch["mask"]
+        logits, cas = model(feats, mask)
+        probs = torch.sigmoid(logits.float()).cpu().numpy()
+        act = torch.sigmoid(cas.float()) if self.detect.activation == "sigmoid" else normalise_cam(cas.float(), mask)
+        act = act.cpu().numpy()
+        lengths = mask.sum(1).cpu().tolist()
+        for j, index in enumerate(batch["index"].tolist()):
+            video = self.dataset.videos[index]
+            a = act[j, :, : lengths[j]]
+            self.scores[index] = probs[j]
+            self.cams[video.video] = a
+            self.detections[video.video] = detect_video(
+                a, probs[j], self.classes, stride_s=video.stride_s,
+                snippet_s=video.extra.get("snippet_s", self.snippet_s), duration_s=video.duration_s,
+                config=self.detect)
+
+    def gather(self, ctx: engine.RunContext) -> None:
+        if not ctx.distributed:
+            return
+        import torch.distributed as dist
+
+        parts = [None] * ctx.world_size
+        dist.all_gather_object(parts, (self.detections, self.scores))
+        for dets, scores in parts:
+            self.detections.update(dets)
+            self.scores.update(scores)
+
+
+def evaluate_model(model: TemporalCAM, config: ActionConfig, data: dict, *, ctx: engine.RunContext,
+                   mean: torch.Tensor | None = None, std: torch.Tensor | None = None, output_dir: Path | None = None,
+                   progress: bool = True, keep_cams: bool = False) -> dict:
+    """Detect on the test videos and score every protocol of ``config``.
+
+    Returns ``{protocol: protocol result}``, plus ``"video mAP"``, ``"predictions"`` (the
+    path written under ``output_dir``, if given) and, with ``keep_cams``, ``"cams"``.
+    """
+    test = data["test"]
+    detector = _Detector(test, data["classes"], data["snippet_s"], config.detect_config)
+    stats = engine.evaluate(model, _Standardized(test, mean, std), ctx=ctx, batch_size=config.batch_size,
+                            eval_fn=detector, amp=False, num_workers=config.num_workers,
+                            collate_fn=FeatureDataset.collate, progress=progress, desc="detect")
+    detector.gather(ctx)
+    gt = test.ground_truth()
+    out: dict = {"detect_seconds": stats["seconds"]}
+    labels = np.stack([test.label_vector(v).numpy() for v in test.videos])
+    scores = np.stack([detector.scores[i] for i in range(len(test))])
+    out["video mAP"] = video_map(scores, labels)
+    preds = {"results": detector.detections}
+    if output_dir is not None and ctx.is_main:
+        out["predictions"] = str(write_predictions(detector.detections, output_dir / f"predictions-{config.test_subset}.json"))
+        (output_dir / f"gt-{config.test_subset}.json").write_text(json.dumps(gt) + "\n")
+    for protocol in config.protocols:
+        result = evaluate_protocol(gt, preds, protocol=protocol, tiou=config.tiou,
+                                   ambiguous=config.ambiguous if protocol != "activitynet" else None,
+                                   subset=config.test_subset)
+        out[protocol] = result
+        if output_dir is not None and ctx.is_main:
+            (output_dir / f"eval-{config.test_subset}-{protocol}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if keep_cams:
+        out["cams"] = detector.cams
+    return out
+
+
+def flat_metrics(result: dict, video_map_value: float | None = None) -> dict:
+    """A protocol result as flat numbers for a record: ``mAP@t``, ``mAP avg lo:hi``, counts."""
+    metrics = {f"mAP@{t}": v for t, v in result["mAP"].items()}
+    metrics.update({f"mAP avg {span}": v for span, v in result["average_mAP"].items()})
+    metrics["num_predictions"] = result["num_predictions"]
+    metrics["num_ground_truth"] = result["num_ground_truth"]
+    metrics["ignored_predictions"] = result["ignored_predictions"]["total"]
+    metrics["seconds"] = result["seconds"]
+    if video_map_value is not None:
+        metrics["video mAP"] = video_map_value
+    return metrics
+
+
+def _records(config: ActionConfig, run: str, results: dict, ctx, wall_time: float, records: Path) -> None:
+    if not ctx.is_main:
+        return
+    for protocol in config.protocols:
+        append_record(records, make_record(
+            task="action", dataset=config.dataset, split=config.test_subset,
+            metrics=flat_metrics(results[protocol], results["video mAP"]), config=config.to_dict(),
+            policy={"name": protocol, "detect": config.detect_config.to_dict()}, seed=config.seed,
+            device=str(ctx.device), wall_time=wall_time, run=run))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(config: ActionConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
+          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
+    """Train a temporal CAM model, then (optionally) detect, score and append records.
+
+    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
+    """
+    output_dir = Path(output_dir)
+    run = run or output_dir.name
+    with _torch_threads(config.threads):
+        return _train(config, output_dir, records=records, resume=resume, progress=progress, evaluate=evaluate,
+                      run=run)
+
+
+def _train(config: ActionConfig, output_dir: Path, *, records, resume: bool, progress: bool, evaluate: bool,
+           run: str) -> dict:
+    ctx = engine.setup(config.device, config.seed)
+    try:
+        start = time.perf_counter()
+        data = open_data(config, progress=progress and ctx.is_main) if ctx.is_main else None
+        engine.barrier()
+        if data is None:
+            data = open_data(config, progress=False)
+        standardize = config.standardize if config.standardize is not None else config.dataset == "synthetic"
+        mean, std = _feature_stats(data["train"]) if standardize else (None, None)
+        model = build_model(config, data["train"].feature_dim, len(data["classes"]))
+        augmentation = _augmentation(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = None
+        if config.schedule == "cosine":
+            steps = config.epochs * math.ceil(math.ceil(len(data["train"]) / ctx.world_size) / config.batch_size)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+        trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, amp=config.amp,
+                                 progress=progress, scheduler=scheduler, scheduler_interval="step",
+                                 channels_last=False)
+
+        def step(model, batch, epoch):
+            feats, mask = batch["features"], batch["mask"]
+            if augmentation is not None:
+                augmentation.train()
+                feats = hide_padded(augmentation, feats, mask, batch["index"])
+            logits, _ = model(feats, mask)
+            return video_loss(logits, batch["labels"])
+
+        def on_epoch_start(epoch: int) -> None:
+            if augmentation is not None:
+                augmentation.set_epoch(epoch)
+
+        extra = {"config": config.to_dict(), "classes": list(data["classes"]), "in_dim": data["train"].feature_dim,
+                 "run": run, "feature_mean": mean, "feature_std": std}
+        extra = {k: v for k, v in extra.items() if v is not None}
+        fit = trainer.fit(_Standardized(data["train"], mean, std), epochs=config.epochs,
+                          batch_size=config.batch_size, step_fn=step, num_workers=config.num_workers,
+                          collate_fn=FeatureDataset.collate, resume=resume, extra=extra,
+                          on_epoch_start=on_epoch_start)
+        train_seconds = time.perf_counter() - start
+        results = {}
+        if evaluate:
+            results = evaluate_model(trainer.model, config, data, ctx=ctx, mean=mean, std=std,
+                                     output_dir=output_dir, progress=progress)
+            if records:
+                _records(config, run, results, ctx, time.perf_counter() - start, Path(records))
+        return {"run": run, "output_dir": str(output_dir), "checkpoint": fit["checkpoint"], "fit": fit,
+                "results": results, "train_seconds": train_seconds}
+    finally:
+        engine.teardown(ctx)
+
+
+def load_run(checkpoint: str | Path) -> tuple[ActionConfig, TemporalCAM, dict]:
+    """Config, model with trained weights, and the checkpoint's ``extra`` of a training run."""
+    checkpoint = Path(checkpoint)
+    extra = engine.read_checkpoint(checkpoint).get("extra") or {}
+    if "config" not in extra or "classes" not in extra:
+        raise ValueError(f"{checkpoint}: not a 'hideseek action train' checkpoint (no run config inside)")
+    config = ActionConfig.from_dict(extra["config"])
+    model = build_model(config, int(extra["in_dim"]), len(extra["classes"]))
+    engine.load_checkpoint_weights(checkpoint, model)
+    return config, model, extra
+
+
+def evaluate_checkpoint(checkpoint: str | Path, *, records: str | Path | None = None, output_dir: str | Path | None = None,
+                        device: str | None = None, detect: dict | None = None, progress: bool = True) -> dict:
+    """Detect and score a saved run on its own test data (``detect`` overrides its
+    post-processing); returns what :func:`evaluate_model` returns."""
+    config, model, extra = load_run(checkpoint)
+    if device:
+        config.device = device
+    if detect:
+        config = dataclasses.replace(config, detect={**config.detect, **detect})
+    with _torch_threads(config.threads):
+        return _evaluate_checkpoint(checkpoint, config, model, extra, records=records, output_dir=output_dir,
+                                    progress=progress)
+
+
+def _evaluate_checkpoint(checkpoint, config: ActionConfig, model: TemporalCAM, extra: dict, *, records, output_dir,
+                         progress: bool) -> dict:
+    ctx = engine.setup(config.device, config.seed)
+    try:
+        start = time.perf_counter()
+        model.to(ctx.device)
+        data = open_data(config, progress=progress and ctx.is_main)
+        if list(data["classes"]) != list(extra["classes"]):
+            raise ValueError(f"{checkpoint}: trained on classes {extra['classes']}, the data now has {data['classes']}")
+        out = Path(output_dir) if output_dir else Path(checkpoint).parent
+        out.mkdir(parents=True, exist_ok=True)
+        mean, std = extra.get("feature_mean"), extra.get("feature_std")
+        results = evaluate_model(model, config, data, ctx=ctx, mean=mean, std=std, output_dir=out, progress=progress)
+        if records:
+            _records(config, str(extra.get("run", Path(checkpoint).parent.name)), results, ctx,
+                     time.perf_counter() - start, Path(records))
+        return results
+    finally:
+        engine.teardown(ctx)
