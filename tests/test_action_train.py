@@ -144,3 +144,32 @@ def test_feature_folder_errors_name_the_file(tmp_path):
         ActionConfig(dataset="features")
     with pytest.raises(ValueError, match="for image input"):
         ActionConfig(augmentation="has")
+
+
+def test_train_on_the_public_i3d_split_layout(tmp_path, capsys):
+    """`--dataset i3d-split` trains on features/train, scores features/test with the layout's Ambiguous file."""
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "THUMOS14"
+    shutil.copytree(Path(__file__).parent / "data" / "thumos" / "i3d_split", root)
+    gt = json.loads((root / "gt.json").read_text())["database"]
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for vid in (root / f"split_{split}.txt").read_text().split():
+            t = 12
+            for mod in ("rgb", "flow"):
+                (root / "features" / split / mod).mkdir(parents=True, exist_ok=True)
+                np.save(root / "features" / split / mod / f"{vid}.npy", rng.standard_normal((t, 1024)).astype(np.float32))
+    records = tmp_path / "records.jsonl"
+    code = main(["action", "train", "--dataset", "i3d-split", "--features-dir", str(root), "--modality", "rgb",
+                 "--epochs", "2", "--batch-size", "2", "--device", "cpu", "--output", str(tmp_path / "run"),
+                 "--ambiguous", str(root / "Ambiguous_test.txt"), "--records", str(records), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    rows = read_records(records)
+    assert [r["policy"]["name"] for r in rows] == ["activitynet", "thumos14", "wtalc"]
+    test_vids = (root / "split_test.txt").read_text().split()
+    n_gt = sum(len(gt[v]["annotations"]) for v in test_vids)
+    assert all(r["metrics"]["num_ground_truth"] == n_gt for r in rows)
+    config, model, _ = load_run(tmp_path / "run" / "last.pt")
+    assert config.dataset == "i3d-split" and model is not None

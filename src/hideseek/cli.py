@@ -517,7 +517,7 @@ def _action_config(args):
     return ActionConfig(
         dataset=args.dataset, synthetic=synthetic, features_dir=args.features_dir, ground_truth=args.ground_truth,
         stride_s=args.stride_s, snippet_s=args.snippet_s, train_subset=args.train_subset,
-        test_subset=args.test_subset, ambiguous=args.ambiguous, hidden=args.hidden, layers=args.layers,
+        test_subset=args.test_subset, ambiguous=args.ambiguous, modality=args.modality, hidden=args.hidden, layers=args.layers,
         kernel_size=args.kernel_size, dropout=args.dropout, pool=args.pool, topk_ratio=args.topk_ratio,
         augmentation=args.augmentation, aug_params=aug_params,
         epochs=base.epochs if args.quick and args.epochs is None else (args.epochs or ActionConfig.epochs),
@@ -682,8 +682,11 @@ def _add_action(rooms) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    tr.add_argument("--dataset", default="synthetic", choices=["synthetic", "features"], help="embedded synthetic video benchmark, or <features-dir>/<video>.npy + gt.json")
-    tr.add_argument("--features-dir", help="features: folder of <video>.npy (T x D)")
+    tr.add_argument("--dataset", default="synthetic", choices=["synthetic", "features", "extracted", "i3d-split", "wtalc"],
+                    help="embedded synthetic video benchmark; <features-dir>/<video>.npy + gt.json; an extract-features "
+                         "output; the BaS-Net/CoLA I3D layout (gt.json, split files, features/); W-TALC's joint-feature file")
+    tr.add_argument("--features-dir", help="features: folder of <video>.npy (T x D); extracted, i3d-split, wtalc: the layout's root")
+    tr.add_argument("--modality", default="both", choices=["rgb", "flow", "both"], help="i3d-split: which I3D stream(s)")
     tr.add_argument("--ground-truth", help="features: ActivityNet-style gt.json with subsets")
     tr.add_argument("--stride-s", type=float, help="features: seconds between snippet starts (16 frames at 25 fps: 0.64)")
     tr.add_argument("--snippet-s", type=float, help="features: seconds one snippet covers (default: the stride)")

@@ -40,6 +40,7 @@ import torch
 from hideseek import engine
 from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
 from hideseek.action.detect import DetectConfig, detect_video, write_predictions
+from hideseek.action.features import FEATURE_SOURCES, load_feature_source
 from hideseek.action.model import POOLS, TemporalCAM, normalise_cam, video_loss
 from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS
 from hideseek.action.protocols import evaluate as evaluate_protocol
@@ -50,7 +51,7 @@ from hideseek.results.records import append_record, make_record
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
 
-DATASETS = ("synthetic", "features")
+DATASETS = ("synthetic", "features", "extracted", "i3d-split", "wtalc")
 
 
 @contextlib.contextmanager
@@ -90,6 +91,7 @@ class ActionConfig:
     train_subset: str = "train"
     test_subset: str = "test"
     ambiguous: str | None = None
+    modality: str = "both"
     standardize: bool | None = None
     hidden: int = 128
     layers: int = 2
@@ -119,6 +121,8 @@ class ActionConfig:
         if self.dataset == "features" and not (self.features_dir and self.ground_truth and self.stride_s):
             raise ValueError("dataset 'features' needs features_dir (<video>.npy files), ground_truth (gt.json) "
                              "and stride_s (seconds between snippet starts)")
+        if self.dataset in FEATURE_SOURCES and not self.features_dir:
+            raise ValueError(f"dataset {self.dataset!r} needs features_dir (the layout's root folder)")
         if self.pool not in POOLS:
             raise ValueError(f"unknown pool {self.pool!r}; valid choices: {', '.join(POOLS)}")
         if self.schedule not in SCHEDULES:
@@ -215,15 +219,40 @@ def open_data(config: ActionConfig, progress: bool = True) -> dict:
         bench = SyntheticVideo(SyntheticVideoConfig.from_dict(config.synthetic), progress=progress)
         train_v, test_v = bench.videos("train"), bench.videos("test")
         snippet_s = bench.config.stride_s
-    else:
+    elif config.dataset == "features":
         train_v = load_feature_folder(config.features_dir, config.ground_truth, config.train_subset,
                                       stride_s=config.stride_s, snippet_s=config.snippet_s)
         test_v = load_feature_folder(config.features_dir, config.ground_truth, config.test_subset,
                                      stride_s=config.stride_s, snippet_s=config.snippet_s)
         snippet_s = config.snippet_s or config.stride_s
+    else:
+        return _open_feature_source(config)
     classes = sorted({lab for v in train_v + test_v for lab in v.labels})
     return {"train": FeatureDataset(train_v, classes), "test": FeatureDataset(test_v, classes),
-            "classes": classes, "snippet_s": float(snippet_s)}
+            "classes": classes, "snippet_s": float(snippet_s), "ambiguous": None}
+
+
+def _open_feature_source(config: ActionConfig) -> dict:
+    """A public layout through :func:`hideseek.action.features.load_feature_source`.
+
+    The source's own class list is kept (all 20 THUMOS14 classes even if a subset lacks
+    one); test videos are relabelled with ``config.test_subset`` so the protocols keep them
+    whatever the layout calls its subsets; the layout's Ambiguous segments are used unless
+    ``config.ambiguous`` names a file.
+    """
+    kwargs = {"modality": config.modality} if config.dataset == "i3d-split" else {}
+    if config.dataset == "extracted":
+        kwargs["ground_truth"] = config.ground_truth
+    if config.stride_s is not None and config.dataset != "extracted":
+        kwargs["stride_s"] = config.stride_s
+    train = load_feature_source(config.dataset, config.features_dir, config.train_subset, **kwargs)
+    test = load_feature_source(config.dataset, config.features_dir, config.test_subset,
+                               ambiguous=config.ambiguous, **kwargs)
+    classes = list(train.classes) if train.classes else sorted({lab for v in train.videos for lab in v.labels})
+    test_v = [dataclasses.replace(v, subset=config.test_subset) for v in test.videos]
+    snippet_s = config.snippet_s or test_v[0].extra.get("snippet_s", test_v[0].stride_s)
+    return {"train": FeatureDataset(train.videos, classes), "test": FeatureDataset(test_v, classes),
+            "classes": classes, "snippet_s": float(snippet_s), "ambiguous": test.ambiguous or None}
 
 
 def _feature_stats(dataset: FeatureDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -359,7 +388,7 @@ def evaluate_model(model: TemporalCAM, config: ActionConfig, data: dict, *, ctx:
         (output_dir / f"gt-{config.test_subset}.json").write_text(json.dumps(gt) + "\n")
     for protocol in config.protocols:
         result = evaluate_protocol(gt, preds, protocol=protocol, tiou=config.tiou,
-                                   ambiguous=config.ambiguous if protocol != "activitynet" else None,
+                                   ambiguous=(config.ambiguous or data.get("ambiguous")) if protocol != "activitynet" else None,
                                    subset=config.test_subset)
         out[protocol] = result
         if output_dir is not None and ctx.is_main:
