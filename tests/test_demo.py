@@ -1,4 +1,4 @@
-"""``hideseek demo --quick``: the main job, end to end on tiny data."""
+"""``hideseek demo --quick``: the main job, every room end to end on tiny data."""
 
 import csv
 
@@ -23,3 +23,15 @@ def test_demo_quick_writes_tables_figure_and_records(tmp_path, capsys):
     with Image.open(out / "demo.png") as figure:
         assert figure.size[0] > 100 and figure.size[1] > 100
     assert len((out / "records.jsonl").read_text().splitlines()) == 2 * 3  # val, test, test-calibrated per run
+    # the video room's table follows, its files beside the image demo's folder
+    assert "== action:" in printed and "| T-CAM + frame-has, ActivityNet |" in printed
+    with open(tmp_path / "demo-action" / "demo-action.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 2 * 3  # two methods x three protocols
+    assert "total wall time:" in printed
+
+
+def test_demo_runs_only_the_rooms_asked_for(tmp_path, capsys):
+    assert main(["demo", "--quick", "--rooms", "action", "--output", str(tmp_path / "d"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "== action:" in printed and "== image:" not in printed and "total wall time" not in printed
+    assert (tmp_path / "d-action" / "demo-action.md").is_file() and not (tmp_path / "d").exists()
