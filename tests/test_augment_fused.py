@@ -114,6 +114,8 @@ for shape, dtype, kw in [
     ((2, 3, 64, 48), torch.bfloat16, dict(grid_sizes=(16, 32), p_hide=0.7, seed=-9, fill=(0.5, -1.0, 2.0))),
     ((2, 1, 17, 70), torch.float16, dict(num_cells=(3, 4), seed=11, epoch=5, sample_ids=[40, 2])),
     ((4, 3, 30, 31), torch.float32, dict(grid_sizes=(0, 4, 7, 50), p_hide=0.5, seed=2**40)),
+    ((3, 3, 20, 20), torch.float32, dict(grid_sizes=(8,), p_hide=1.0, sample_ids=[-5, 2**40, 1])),
+    ((2, 3, 16, 16), torch.bfloat16, dict(grid_sizes=16, p_hide=0.0, seed=1, epoch=1)),
 ]:
     x = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
     c = shape[1]
@@ -137,7 +139,7 @@ def test_triton_kernel_is_exact_under_the_interpreter():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     cases = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(cases) == 4
+    assert len(cases) == 6
     for case in cases:
         assert case["nchw"] and case["nhwc"], case
     assert sum(c["hidden"] for c in cases) > 0  # the cases really hide something

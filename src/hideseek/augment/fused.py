@@ -17,8 +17,8 @@ rounded to ``out_dtype`` (round to nearest even); ``mean`` and ``std`` are in th
 pixel scale of torchvision's ``Normalize`` after ``ToTensor``. The fill default 0 is the
 dataset mean, as for :func:`hide_patches` on normalised input.
 
-Backends: on CUDA a Triton kernel (:mod:`hideseek.augment._triton_fused`); elsewhere a
-torch path (one promoted subtraction into the output, one in-place division, one bitwise
+Backends: on CUDA a single-launch Triton kernel (:mod:`hideseek.augment._triton_fused`)
+that hashes each element's cell itself; elsewhere a torch path (one promoted subtraction into the output, one in-place division, one bitwise
 hide). ``backend="triton"`` on CPU tensors runs the kernel under Triton's interpreter,
 which needs ``TRITON_INTERPRET=1`` in the environment before the kernel module is first
 imported; that is how its exactness is tested without a GPU.
@@ -152,15 +152,18 @@ def normalize_and_hide(images_uint8: torch.Tensor, mean: MeanStd, std: MeanStd,
     m, s = _constants(mean, std, channels)
     fill_t = fill_vector(fill, channels, out_dtype)
     choices = cell_choices(height, width, grid_sizes, num_cells)
-    ids = _hash.as_ids(sample_ids, batch, x.device)
-    keys = _hash.sample_keys(_hash.base_key(_hash.DOMAIN_PATCHES, seed, epoch), ids)
-    hidden, ridx, cidx = _cell_layout(batch, height, width, keys, choices, float(p_hide))
+    base = _hash.base_key(_hash.DOMAIN_PATCHES, seed, epoch)
+    thr = _hash.threshold(float(p_hide))
 
     if _use_triton(backend, x.device):
         from ._triton_fused import normalize_and_hide_triton
 
-        out = normalize_and_hide_triton(x, m, s, fill_t, hidden, ridx, cidx, out_dtype)
+        ids = None if sample_ids is None else _hash.as_ids(sample_ids, batch, x.device)
+        out = normalize_and_hide_triton(x, m, s, fill_t, choices, base, ids, thr, out_dtype)
     else:
+        ids = _hash.as_ids(sample_ids, batch, x.device)
+        keys = _hash.sample_keys(base, ids)
+        hidden, ridx, cidx = _cell_layout(batch, height, width, keys, choices, float(p_hide))
         shape = (1, -1, 1, 1)
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         torch.sub(x, m.to(x.device).view(shape), out=out)
