@@ -44,10 +44,24 @@ def test_equals_hide_patches_after_normalize(shape, sizes, p, seed, epoch, dtype
     mean, std = MEAN[:c], STD[:c]
     ref = hide_patches(normalize(x, mean, std, dtype), grid_sizes=sizes, p_hide=p, seed=seed,
                        epoch=epoch)
-    out = normalize_and_hide(x, mean, std, grid_sizes=sizes, p_hide=p, seed=seed, epoch=epoch,
-                             out_dtype=dtype)
-    assert out.dtype == dtype and out.shape == shape and out.is_contiguous()
-    assert torch.equal(_bits(out), _bits(ref))
+    for backend in ("auto", "torch"):
+        out = normalize_and_hide(x, mean, std, grid_sizes=sizes, p_hide=p, seed=seed, epoch=epoch,
+                                 out_dtype=dtype, backend=backend)
+        assert out.dtype == dtype and out.shape == shape and out.is_contiguous()
+        assert torch.equal(_bits(out), _bits(ref)), backend
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_numba_and_torch_paths_agree_on_a_full_size_batch(dtype):
+    x = _uint8((4, 3, 224, 224), 5)
+    ids = [5, 99, -3, 2**33]
+    kw = dict(seed=9, epoch=4, sample_ids=ids, out_dtype=dtype, fill=(0.25, -0.5, 1.0))
+    compiled = normalize_and_hide(x, MEAN, STD, backend="numba", **kw)
+    plain = normalize_and_hide(x, MEAN, STD, backend="torch", **kw)
+    nhwc = normalize_and_hide(x.permute(0, 2, 3, 1), MEAN, STD, backend="numba", channels_last=True, **kw)
+    assert torch.equal(_bits(compiled), _bits(plain)) and torch.equal(_bits(nhwc), _bits(plain))
+    with pytest.raises(ValueError, match="numba"):
+        normalize_and_hide(x, MEAN, STD, backend="numba", out_dtype=torch.float16)
 
 
 def test_mask_is_patch_mask_and_nhwc_input_matches():

@@ -18,9 +18,11 @@ pixel scale of torchvision's ``Normalize`` after ``ToTensor``. The fill default 
 dataset mean, as for :func:`hide_patches` on normalised input.
 
 Backends: on CUDA a single-launch Triton kernel (:mod:`hideseek.augment._triton_fused`)
-that hashes each element's cell itself; elsewhere a torch path (one promoted subtraction into the output, one in-place division, one bitwise
-hide). ``backend="triton"`` on CPU tensors runs the kernel under Triton's interpreter,
-which needs ``TRITON_INTERPRET=1`` in the environment before the kernel module is first
+that hashes each element's cell itself; on CPU a one-pass numba kernel
+(:mod:`hideseek.augment._cpu_fused`, float32 and bfloat16 output); otherwise (float16 on
+CPU, other devices, or ``backend="torch"``) a torch path (one promoted subtraction into the
+output, one in-place division, one bitwise hide). ``backend="triton"`` on CPU tensors runs the kernel under Triton's
+interpreter, which needs ``TRITON_INTERPRET=1`` in the environment before the kernel module is first
 imported; that is how its exactness is tested without a GPU.
 """
 
@@ -93,10 +95,13 @@ def normalize(images_uint8: torch.Tensor, mean: MeanStd, std: MeanStd,
     return out[0] if single else out
 
 
+BACKENDS = ("auto", "torch", "numba", "triton")
+
+
 def _use_triton(backend: str, device: torch.device) -> bool:
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
-    if backend == "torch":
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend in ("torch", "numba"):
         return False
     if backend == "triton":
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -139,7 +144,8 @@ def normalize_and_hide(images_uint8: torch.Tensor, mean: MeanStd, std: MeanStd,
         Force the input layout (True = NHWC). By default a 4-D input whose last dim is 1,
         3 or 4 and whose dim 1 is not is read as NHWC.
     backend : str
-        ``"auto"`` (Triton on CUDA, torch elsewhere), ``"torch"`` or ``"triton"``.
+        ``"auto"`` (Triton on CUDA, numba on CPU where it applies, torch otherwise),
+        ``"torch"``, ``"numba"`` or ``"triton"``. All give the same bits.
 
     Returns
     -------
@@ -160,10 +166,19 @@ def normalize_and_hide(images_uint8: torch.Tensor, mean: MeanStd, std: MeanStd,
 
         ids = None if sample_ids is None else _hash.as_ids(sample_ids, batch, x.device)
         out = normalize_and_hide_triton(x, m, s, fill_t, choices, base, ids, thr, out_dtype)
+        return out[0] if single else out
+
+    ids = _hash.as_ids(sample_ids, batch, x.device)
+    hidden, ridx, cidx = _cell_layout(batch, height, width, _hash.sample_keys(base, ids), choices,
+                                      float(p_hide))
+    compiled = x.device.type == "cpu" and out_dtype != torch.float16
+    if backend == "numba" and not compiled:
+        raise ValueError("backend='numba' runs on CPU tensors with float32 or bfloat16 output")
+    if compiled and backend != "torch":
+        from ._cpu_fused import normalize_and_hide_cpu
+
+        out = normalize_and_hide_cpu(x, m, s, fill_t, hidden, ridx, cidx, out_dtype)
     else:
-        ids = _hash.as_ids(sample_ids, batch, x.device)
-        keys = _hash.sample_keys(base, ids)
-        hidden, ridx, cidx = _cell_layout(batch, height, width, keys, choices, float(p_hide))
         shape = (1, -1, 1, 1)
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         torch.sub(x, m.to(x.device).view(shape), out=out)
