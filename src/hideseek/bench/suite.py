@@ -41,7 +41,7 @@ SIZES: Dict[str, Dict[str, Dict[str, Any]]] = {
     "full": {
         "cpu": dict(images=(64, 3, 224, 224), clips=(8, 16, 3, 112, 112), features=(16, 320, 2048),
                     box_maps=64, box_size=224, tmap=(200, 20, 60),
-                    train=dict(model="resnet18", batch=8, size=128, rounds=10, amp=False)),
+                    train=dict(model="resnet18", batch=8, size=128, rounds=8, amp=False)),
         "cuda": dict(images=(256, 3, 224, 224), clips=(32, 16, 3, 112, 112), features=(64, 750, 2048),
                      box_maps=64, box_size=224, tmap=(200, 20, 60),
                      train=dict(model="resnet50", batch=256, size=224, rounds=20, amp=True)),
