@@ -156,7 +156,7 @@ def _images(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any],
     rows.add("fused_bf16", "`normalize_and_hide` uint8 -> bf16",
              lambda: normalize_and_hide(xu, mean, std, out_dtype=torch.bfloat16), batch, "images",
              n * (1 + 2), shape=list(shape), dtype="uint8->bfloat16")
-    rows.add("fused_torch", "`normalize_and_hide(..., backend=\"torch\")` (eager torch ops)",
+    rows.add("fused_torch", "`normalize_and_hide(..., backend=\"torch\")` (normalise ops, then hide)",
              lambda: normalize_and_hide(xu, mean, std, backend="torch"), batch, "images", n * (1 + 4), **u8)
     nhwc = xu.permute(0, 2, 3, 1).contiguous()
     rows.add("fused_nhwc", "`normalize_and_hide` uint8 NHWC -> fp32 NCHW",
