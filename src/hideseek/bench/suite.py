@@ -22,7 +22,6 @@ Byte accounting (the minimum traffic of each operation; ``N`` elements of ``s`` 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
