@@ -925,6 +925,77 @@ def _add_demo(rooms) -> None:
     demo.set_defaults(handler=_demo)
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def _bench_run(args) -> int:
+    from hideseek.bench.suite import run_suite
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        doc = run_suite(args.device, size=args.size, groups=args.groups)
+    except (RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.output:
+        _write_json(doc, args.output)
+        print(f"wrote {args.output}")
+    for row in doc["rows"]:
+        gbs = f"{row['gb_per_s']:8.2f} GB/s" if row.get("gb_per_s") is not None else " " * 13
+        print(f"{row['group']:<10} {row['name']:<24} {row['median_s'] * 1e3:10.3f} ms {gbs}")
+    print("checks " + json.dumps(doc["checks"]))
+    print(f"load average before {doc['loadavg_before']}, after {doc['loadavg_after']}")
+    return 0
+
+
+def _bench_report(args) -> int:
+    from hideseek.bench.report import load_results, render
+
+    try:
+        text = render(load_results(args.files), args.format)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _add_bench(rooms) -> None:
+    groups = ("images", "frames", "evaluators", "training")  # hideseek.bench.suite.GROUPS
+    room = rooms.add_parser(
+        "bench", help="throughput benchmarks: kernels, evaluators, training-step overhead, roofline",
+        description=("Run the benchmark suite on one device and write one JSON with machine and software "
+                     "info ('hideseek bench --device cpu --output FILE.json'), or make the report table "
+                     "from result files ('hideseek bench report FILES...')."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    room.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    room.add_argument("--output", help="write the result JSON here")
+    room.add_argument("--size", default="full", choices=["full", "tiny"],
+                      help="workload size: 'full' (the published shapes) or 'tiny' (smoke run)")
+    room.add_argument("--groups", nargs="+", default=list(groups), choices=groups,
+                      help="benchmark groups to run")
+    room.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    room.set_defaults(handler=_bench_run)
+    verbs = room.add_subparsers(dest="verb", metavar="VERB")
+    rep = verbs.add_parser("report", help="report table from result JSON files",
+                           description="Tables with every figure as a ratio to clone/fill and to the peers.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    rep.add_argument("files", nargs="+", help="result JSON files written by 'hideseek bench'")
+    rep.add_argument("--format", default="markdown", choices=["markdown", "csv"])
+    rep.add_argument("--output", help="write the table here instead of stdout")
+    rep.set_defaults(handler=_bench_report)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -942,6 +1013,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_augment(rooms)
     _add_action(rooms)
     _add_results(rooms)
+    _add_bench(rooms)
     return parser
 
 

@@ -77,6 +77,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import numba
 import numpy as np
 
 __all__ = [
@@ -351,6 +352,48 @@ def _match_thumos14(iou: np.ndarray, thr: np.ndarray) -> np.ndarray:
 _MATCHERS = {"activitynet": _match_activitynet, "wtalc": _match_wtalc, "thumos14": _match_thumos14}
 
 
+@numba.njit(cache=True)
+def _match_activitynet_class(p_vid, p_seg, g_start, g_end, g_seg, thr):  # pragma: no cover - compiled
+    """ActivityNet greedy matching of one whole class in one compiled pass.
+
+    Same decisions as :func:`_match_activitynet` applied per video: ``p_vid``/``p_seg`` are
+    the class's predictions in descending-score order; GT of video ``v`` are
+    ``g_seg[g_start[v]:g_end[v]]`` in annotation order. Each prediction, at each
+    threshold, takes the free GT with the highest IoU (first on ties) if that IoU is
+    ``>= thr``. IoU is evaluated with the same float operations as :func:`segment_iou`.
+    """
+    n_thr, n_pred = thr.shape[0], p_vid.shape[0]
+    tp = np.zeros((n_thr, n_pred), dtype=np.bool_)
+    free = np.ones((n_thr, g_seg.shape[0]), dtype=np.bool_)
+    iou = np.empty(g_seg.shape[0])
+    for i in range(n_pred):
+        v = p_vid[i]
+        lo, hi = g_start[v], g_end[v]
+        if lo == hi:
+            continue
+        a0, a1 = p_seg[i, 0], p_seg[i, 1]
+        best_any = 0.0
+        for j in range(lo, hi):
+            inter = min(a1, g_seg[j, 1]) - max(a0, g_seg[j, 0])
+            if inter < 0.0:
+                inter = 0.0
+            union = (a1 - a0) + (g_seg[j, 1] - g_seg[j, 0]) - inter
+            iou[j] = inter / union
+            if iou[j] > best_any:
+                best_any = iou[j]
+        if best_any <= 0.0:
+            continue  # overlaps no GT: a false positive at every threshold
+        for t in range(n_thr):
+            best, bj = -1.0, -1
+            for j in range(lo, hi):
+                if free[t, j] and iou[j] > best:
+                    best, bj = iou[j], j
+            if bj >= 0 and best >= thr[t]:
+                tp[t, i] = True
+                free[t, bj] = False
+    return tp
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -392,7 +435,16 @@ def _evaluate_class(
     g_seg = np.stack([gt.start[g_idx], gt.end[g_idx]], axis=1)
     g_by_vid = _group_index(gt.video[g_idx])
     match = _MATCHERS[protocol]
-    for v, pi in _group_index(p_vid).items():  # pi is in descending-score order
+    if protocol == "activitynet":
+        # One compiled pass over the class: GT grouped by video (annotation order kept).
+        n_vid = int(max(p_vid.max(), gt.video[g_idx].max())) + 1
+        g_vid = gt.video[g_idx]
+        order_g = np.argsort(g_vid, kind="stable")
+        counts = np.bincount(g_vid, minlength=n_vid)
+        g_end = np.cumsum(counts)
+        tp = _match_activitynet_class(p_vid, np.ascontiguousarray(p_seg), g_end - counts, g_end,
+                                      np.ascontiguousarray(g_seg[order_g]), thr)
+    for v, pi in (_group_index(p_vid).items() if protocol != "activitynet" else ()):
         gi = g_by_vid.get(v)
         if gi is None:
             continue
@@ -406,6 +458,8 @@ def _evaluate_class(
         for v, idx in _group_index(p_vid).items():
             amb_hit[idx] = _overlaps_any(p_seg[idx], amb_by_vid.get(v))
         keep &= ~(amb_hit[None, :] & ~tp)  # only unmatched detections are dropped
+    if protocol == "activitynet":
+        return interpolated_ap(tp, npos)  # nothing is removed: every threshold at once
     ap = np.zeros(T)
     for t in range(T):
         flags = tp[t, keep[t]]

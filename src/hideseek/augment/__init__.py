@@ -7,7 +7,8 @@ function of ``(seed, epoch, sample id)``, whatever the batch size, order, worker
 device.
 
 Functions: :func:`hide_patches` / :func:`patch_mask` (images), :func:`cutout` /
-:func:`cutout_mask`, :func:`hide_frames` / :func:`frame_mask` (clips and snippet features).
+:func:`cutout_mask`, :func:`hide_frames` / :func:`frame_mask` (clips and snippet features),
+:func:`normalize_and_hide` (uint8 in, normalised and hidden out, one pass; Triton on CUDA).
 Modules: :class:`HideAndSeekBatch`, :class:`FeatureHide` (+ :func:`insert_feature_hide`),
 :class:`HideFrames`, :class:`CutoutBatch`, :class:`RandomErasingBatch`, and the per-sample
 v2 transform :class:`HideAndSeek`. Registry: :func:`create`, :func:`available`,
@@ -19,6 +20,7 @@ from .base import Augmentation, set_epoch, using_sample_ids
 from .cutout import cutout, cutout_mask
 from .feature import FeatureHide, insert_feature_hide
 from .frames import frame_mask, hide_frames
+from .fused import normalize, normalize_and_hide
 from .patches import DEFAULT_GRID_SIZES, hide_patches, patch_mask
 from .registry import available, create, register
 from .transforms import CutoutBatch, HideAndSeek, HideAndSeekBatch, HideFrames, NoAugment, \
@@ -42,6 +44,8 @@ __all__ = [
     "hide_frames",
     "hide_patches",
     "insert_feature_hide",
+    "normalize",
+    "normalize_and_hide",
     "patch_mask",
     "register",
     "set_epoch",

@@ -11,7 +11,10 @@ single pass with bitwise operations on an integer view of the data: ``x & keep``
 ``keep`` is all-ones bits for visible pixels and zero for hidden ones, then ``| fill``
 bits where the fill is non-zero. Bitwise ops are exact for every value (NaN and inf
 included, unlike ``x * keep``), vectorise well, and write nothing but the result.
-Tensors that need gradients take the differentiable ``torch.where`` path instead.
+Tensors that need gradients take the differentiable ``torch.where`` path instead. Large
+CPU batches go through the compiled writer of :mod:`hideseek.augment._cpu_masking`, which
+has the same contract and moves the minimum memory (no pixel mask, in place only the
+hidden cells are written).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numbers
 from typing import Sequence, Tuple, Union
 
 import torch
+
+from . import _cpu_masking
 
 FillLike = Union[float, int, Sequence[float], torch.Tensor]
 
@@ -115,6 +120,11 @@ def apply_cells(x: torch.Tensor, hidden: torch.Tensor, ridx: torch.Tensor,
         return x.copy_(out) if inplace else out
 
     int_dtype = _INT_VIEW[x.element_size()]
+    if x.device.type == "cpu" and x.numel() >= _cpu_masking.MIN_ELEMENTS:
+        # One compiled pass (out of place) or hidden cells only (in place): see _cpu_masking.
+        out_b = _cpu_masking.apply_cells_cpu(x.view(int_dtype), hidden.contiguous(), ridx, cidx,
+                                             fill_t.view(int_dtype), inplace)
+        return x if inplace else out_b.view(x.dtype)
     zero = torch.zeros((), dtype=int_dtype, device=x.device)
     keep_cells = torch.where(hidden, zero, torch.bitwise_not(zero))
     keep = expand_cells(keep_cells, ridx, cidx)[:, None]  # (B, 1, H, W)
