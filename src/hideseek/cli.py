@@ -388,6 +388,7 @@ def _seg_config(args):
         dataset=args.dataset, data_root=args.data_root, scenes=scenes, train_split=args.train_split,
         eval_splits=tuple(args.eval_splits) if args.eval_splits else None, backbone=args.backbone, pool=args.pool,
         feature_stage=None if args.feature_stage < 0 else args.feature_stage, pretrained_file=args.pretrained_file,
+        large_feature_map=args.large_feature_map,
         augmentation=args.augmentation, aug_params=_parse_params(args.aug_param), epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         schedule=args.schedule, resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size,
@@ -513,6 +514,7 @@ def _add_seg(rooms) -> None:
     tr.add_argument("--backbone", default="resnet18", help="any timm model name")
     tr.add_argument("--pool", default="avg", choices=["avg", "max", "avgmax"])
     tr.add_argument("--feature-stage", type=int, default=2, help="cut the backbone after this timm feature stage (-1: whole)")
+    tr.add_argument("--large-feature-map", action="store_true", help="drop the last stride (finer CAMs)")
     tr.add_argument("--pretrained-file", help="local backbone weights (nothing is downloaded)")
     tr.add_argument("--augmentation", default="none", help="registry name: none, has, has-mixed, cutout, ...")
     tr.add_argument("--aug-param", action="append", default=[], metavar="KEY=VALUE", help="augmentation parameter, repeatable")

@@ -251,9 +251,10 @@ class SyntheticScenes:
         self.root = write_scenes(root, self.config, progress=progress, workers=workers)
         self.classes = scene_classes(self.config.num_classes)
 
-    def open(self, split: str, transform: Callable | None = None) -> VOCSegmentation:
+    def open(self, split: str, transform: Callable | None = None, masks: bool = True) -> VOCSegmentation:
+        """One split; ``masks=False`` skips reading the label maps (training needs none)."""
         self.config.size(split)
-        return VOCSegmentation(self.root, split, transform, masks="class", classes=self.classes)
+        return VOCSegmentation(self.root, split, transform, masks="class" if masks else "none", classes=self.classes)
 
     def pixel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Mean and std of the training scenes (cached in ``pixel_stats.json``)."""

@@ -52,7 +52,7 @@ class SegDemoPlan:
 
 
 FULL = SegDemoPlan(
-    base=SegConfig(scenes=dict(num_classes=6, image_size=64, train=800, val=200, test=200), backbone="resnet18",
+    base=SegConfig(scenes=dict(num_classes=6, image_size=64, train=512, val=128, test=128), backbone="resnet18",
                    feature_stage=2, epochs=8, batch_size=64, optimizer="adamw", lr=2e-3, crop_size=64, resize_size=64),
     models={"CAM (none)": ("none", {}), "HaS": ("has", {"grid_sizes": [0, 10, 21], "p_hide": 0.5})},
     seeds=(0, 1),

@@ -159,7 +159,7 @@ def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True,
             config = dataclasses.replace(config, mean=mean, std=std)
 
         def opener(split, train):
-            return bench.open(split, transforms(config, train))
+            return bench.open(split, transforms(config, train), masks=not train)
         out["classes"] = bench.classes
     else:
         if config.mean is None or config.std is None:
