@@ -372,7 +372,10 @@ def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, thres
             raise ValueError(f"{path}: cannot read calibration result ({error})") from None
         if "bg_threshold" not in result and isinstance(result.get("val"), dict):
             result = result["val"]  # a {split: result} file of seg train / seg evaluate --checkpoint
-        policy = calibrated_policy(result, source=str(path))
+        try:
+            policy = calibrated_policy(result, source=str(path))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
         threshold = float(result["bg_threshold"])
     else:
         if not 0.0 <= threshold < 1.0:
