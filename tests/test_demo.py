@@ -23,7 +23,10 @@ def test_demo_quick_writes_tables_figure_and_records(tmp_path, capsys):
     with Image.open(out / "demo.png") as figure:
         assert figure.size[0] > 100 and figure.size[1] > 100
     assert len((out / "records.jsonl").read_text().splitlines()) == 2 * 3  # val, test, test-calibrated per run
-    # the video room's table follows, its files beside the image demo's folder
+    # the segmentation and video rooms' tables follow, their files beside the image demo's folder
+    assert "== seg:" in printed and printed.index("== seg:") < printed.index("== action:")
+    with open(tmp_path / "demo-seg" / "demo-seg.csv") as handle:
+        assert [r["method"] for r in csv.DictReader(handle)] == ["CAM (none)", "HaS"]
     assert "== action:" in printed and "| T-CAM + frame-has, ActivityNet |" in printed
     with open(tmp_path / "demo-action" / "demo-action.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 2 * 3  # two methods x three protocols

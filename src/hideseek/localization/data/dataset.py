@@ -32,7 +32,7 @@ from PIL import Image
 from hideseek.localization.data.metadata import WSOLMetadata, load_metadata
 from hideseek.localization.data.synthetic import SPLITS, SyntheticConfig, config_hash, write_benchmark
 
-__all__ = ["SyntheticWSOL", "WSOLDataset", "collate_wsol", "default_cache_dir", "load_rgb"]
+__all__ = ["SyntheticWSOL", "WSOLDataset", "collate_wsol", "default_cache_dir", "load_rgb", "pixel_stats"]
 
 
 def load_rgb(path: str | Path) -> Image.Image:
@@ -206,6 +206,33 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hideseek"
 
 
+def pixel_stats(paths, cache: str | Path | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] of the RGB images at ``paths``; read from (or
+    written atomically to) the JSON file ``cache`` when given."""
+    cache = Path(cache) if cache is not None else None
+    if cache is not None and cache.is_file():
+        stats = json.loads(cache.read_text())
+        return tuple(stats["mean"]), tuple(stats["std"])
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    count = 0
+    for path in paths:
+        pixels = np.asarray(load_rgb(path), dtype=np.float64).reshape(-1, 3) / 255.0
+        total += pixels.sum(axis=0)
+        squares += (pixels**2).sum(axis=0)
+        count += pixels.shape[0]
+    if count == 0:
+        raise ValueError("pixel_stats: no image given")
+    mean = total / count
+    std = np.sqrt(squares / count - mean**2)
+    stats = {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
+    if cache is not None:
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stats))
+        os.replace(tmp, cache)
+    return tuple(stats["mean"]), tuple(stats["std"])
+
+
 class SyntheticWSOL:
     """The synthetic benchmark, written once under a cache folder, opened as three datasets.
 
@@ -260,26 +287,8 @@ class SyntheticWSOL:
         """Per-channel mean and std of the training images in [0, 1], for normalisation
         (so that Hide-and-Seek's fill 0 is this dataset's mean pixel); computed once and
         cached in ``pixel_stats.json`` beside the benchmark."""
-        path = self.root / "pixel_stats.json"
-        if path.is_file():
-            stats = json.loads(path.read_text())
-            return tuple(stats["mean"]), tuple(stats["std"])
-        total = np.zeros(3)
-        squares = np.zeros(3)
-        count = 0
         data = self.open("train")
-        for image_id in data.image_ids:
-            pixels = np.asarray(load_rgb(data.image_root / image_id), dtype=np.float64).reshape(-1, 3) / 255.0
-            total += pixels.sum(axis=0)
-            squares += (pixels**2).sum(axis=0)
-            count += pixels.shape[0]
-        mean = total / count
-        std = np.sqrt(squares / count - mean**2)
-        stats = {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stats))
-        os.replace(tmp, path)
-        return tuple(stats["mean"]), tuple(stats["std"])
+        return pixel_stats([data.image_root / i for i in data.image_ids], self.root / "pixel_stats.json")
 
     def __iter__(self):
         return iter(self.datasets[s] for s in SPLITS)

@@ -331,22 +331,9 @@ def _random_blob(rng: np.random.Generator, size: int, scale: tuple[float, float]
     return _Blob(0.0, 0.0, a, b, rng.uniform(0, np.pi), waves)
 
 
-def render_parts(config: SyntheticConfig, split: str, index: int) -> dict:
-    """Render one image and return everything about it.
-
-    Returns a dict with ``image`` (H, W, 3 uint8), ``label``, ``box`` (x0, y0, x1, y1
-    inclusive), ``mask`` (object = body ∪ part), ``body_mask``, ``part_mask`` (bool H x W),
-    ``orientation`` (stripe angle in degrees, in [0, 180)) and ``body_shows_class``.
-    """
-    _check_split(split)
-    n = config.size(split)
-    if not 0 <= index < n:
-        raise IndexError(f"index {index} out of range for split {split!r} of {n} images")
-    label = int(labels_of(config, split)[index])
-    size, k = config.image_size, config.num_classes
-    rng = _rng(config, split, index)
-
-    # background: smooth colour field, distractor blobs, grey decoy discs
+def _clutter(rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
+    """The label-free background: smooth colour field, distractor blobs, grey decoy discs."""
+    size = config.image_size
     image = _background(rng, size)
     for _ in range(int(rng.integers(config.distractors[0], config.distractors[1] + 1))):
         blob = _random_blob(rng, size, (0.06, 0.2), (1.0, 2.0), 0.15)
@@ -360,13 +347,26 @@ def render_parts(config: SyntheticConfig, split: str, index: int) -> dict:
         disc, rim = _disc(size, cx, cy, r)
         _paint(image, _ALL, disc, _hsv(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.5, 1.0)))
         _paint(image, _ALL, rim, np.full(3, rng.uniform(0.0, 0.2), np.float32))
+    return image
 
-    # body: a wavy ellipse placed inside the image (wholly, whenever it fits)
+
+def _place_body(rng: np.random.Generator, config: SyntheticConfig) -> _Blob:
+    """A body blob of the configured size placed inside the image (wholly, whenever it fits)."""
+    size = config.image_size
     body = _random_blob(rng, size, config.body_size, config.body_aspect, 0.12)
     rx, ry = body.reach()
     rx, ry = min(rx, size / 2 - 2), min(ry, size / 2 - 2)
     body.cx = rng.uniform(rx + 1, size - 2 - rx)
     body.cy = rng.uniform(ry + 1, size - 2 - ry)
+    return body
+
+
+def _paint_object(image: np.ndarray, rng: np.random.Generator, config: SyntheticConfig, body: _Blob,
+                  label: int) -> dict:
+    """Paint one object of class ``label`` on ``body``: the class-tilted stripes, then the
+    class-hued part disc wholly inside the body. Returns ``body_mask``, ``part_mask``,
+    ``theta`` (stripe angle, radians) and ``body_shows_class``."""
+    size, k = config.image_size, config.num_classes
     body_win, body_local = body.local_mask(size)
     body_mask = np.zeros((size, size), bool)
     body_mask[body_win] = body_local
@@ -413,12 +413,35 @@ def render_parts(config: SyntheticConfig, split: str, index: int) -> dict:
     hue = (label / k + rng.normal(0.0, 0.02)) % 1.0
     _paint(image, _ALL, part_mask, _hsv(hue, rng.uniform(0.85, 1.0), rng.uniform(0.85, 1.0)))
     _paint(image, _ALL, rim, np.full(3, rng.uniform(0.0, 0.15), np.float32))
+    return {"body_mask": body_mask, "part_mask": part_mask, "theta": theta, "body_shows_class": shows_class}
 
+
+def _finish(image: np.ndarray, rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
+    """Add the pixel noise and quantise to uint8."""
+    size = config.image_size
     if config.noise > 0:
         oy, ox = rng.integers(0, size, 2)
         image += config.noise * _noise_bank(size, config.seed)[oy:oy + size, ox:ox + size]
-    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
+
+def render_parts(config: SyntheticConfig, split: str, index: int) -> dict:
+    """Render one image and return everything about it.
+
+    Returns a dict with ``image`` (H, W, 3 uint8), ``label``, ``box`` (x0, y0, x1, y1
+    inclusive), ``mask`` (object = body ∪ part), ``body_mask``, ``part_mask`` (bool H x W),
+    ``orientation`` (stripe angle in degrees, in [0, 180)) and ``body_shows_class``.
+    """
+    _check_split(split)
+    n = config.size(split)
+    if not 0 <= index < n:
+        raise IndexError(f"index {index} out of range for split {split!r} of {n} images")
+    label = int(labels_of(config, split)[index])
+    rng = _rng(config, split, index)
+    image = _clutter(rng, config)
+    obj = _paint_object(image, rng, config, _place_body(rng, config), label)
+    pixels = _finish(image, rng, config)
+    body_mask, part_mask = obj["body_mask"], obj["part_mask"]
     mask = body_mask | part_mask
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))
@@ -429,8 +452,8 @@ def render_parts(config: SyntheticConfig, split: str, index: int) -> dict:
         "mask": mask,
         "body_mask": body_mask,
         "part_mask": part_mask,
-        "orientation": float(np.rad2deg(theta) % 180.0),
-        "body_shows_class": shows_class,
+        "orientation": float(np.rad2deg(obj["theta"]) % 180.0),
+        "body_shows_class": obj["body_shows_class"],
     }
 
 
@@ -486,12 +509,92 @@ def _write_chunk(root: Path, config: SyntheticConfig, split: str, start: int, st
     return labels, boxes
 
 
+def _write_chunk_job(split: str, start: int, stop: int, root: Path, config: SyntheticConfig):
+    return _write_chunk(root, config, split, start, stop)
+
+
 def _default_workers() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, 8))
+
+
+def write_locked(root: str | Path, write) -> Path:
+    """Run ``write(root)`` under the inter-process lock ``<root>.lock``; return its result.
+
+    Concurrent callers for the same ``root`` (parallel tox environments, DDP ranks) wait
+    for the first; a writer that checks for a complete folder first then writes nothing.
+    """
+    from filelock import FileLock
+
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        return write(root)
+
+
+def begin_write(root: Path, parts: tuple[str, ...], overwrite: bool, what: str) -> None:
+    """Prepare ``root`` for a fresh generation: refuse a non-empty folder that is neither a
+    generated benchmark nor a half-written one (unless ``overwrite``), drop the old
+    ``benchmark.json``, set the partial-write marker and clear the folders in ``parts``."""
+    ours = (root / PARTIAL_FILE).is_file()
+    if root.exists() and any(root.iterdir()) and read_info(root) is None and not overwrite and not ours:
+        raise FileExistsError(
+            f"{root}: folder is not empty and holds no {INFO_FILE}; refusing to write a {what} "
+            "into it (pass overwrite=True or choose an empty folder)"
+        )
+    (root / INFO_FILE).unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / PARTIAL_FILE).touch()
+    for part in parts:
+        shutil.rmtree(root / part, ignore_errors=True)
+
+
+def end_write(root: Path, info: dict) -> None:
+    """Write ``benchmark.json`` atomically, last, and remove the partial-write marker."""
+    tmp = root / (INFO_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    tmp.replace(root / INFO_FILE)
+    (root / PARTIAL_FILE).unlink(missing_ok=True)
+
+
+def run_chunks(jobs: list[tuple], work, workers: int | None, desc: str | None) -> dict:
+    """``{job[:2]: work(*job)}`` for every job ``(split, start, stop, ...)``, in ``workers``
+    processes (default: the usable cores, at most 8), with a tqdm bar counting
+    ``stop - start`` images per job when ``desc`` is given. Results do not depend on
+    ``workers``: each job is a pure function of its arguments."""
+    results: dict = {}
+    bar = None
+    if desc is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(job[2] - job[1] for job in jobs), desc=desc, unit="img")
+    workers = _default_workers() if workers is None else max(1, int(workers))
+    try:
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                results[job[0], job[1]] = work(*job)
+                if bar is not None:
+                    bar.update(job[2] - job[1])
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = {pool.submit(work, *job): job for job in jobs}
+                for future in as_completed(futures):
+                    job = futures[future]
+                    results[job[0], job[1]] = future.result()
+                    if bar is not None:
+                        bar.update(job[2] - job[1])
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
 
 
 def write_benchmark(root: str | Path, config: SyntheticConfig | None = None, progress: bool = True,
@@ -503,12 +606,7 @@ def write_benchmark(root: str | Path, config: SyntheticConfig | None = None, pro
     left half-written by an interrupted run of this function is recognised by its marker
     file and regenerated.
     """
-    from filelock import FileLock
-
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
-        return _write_benchmark(root, config, progress, overwrite, workers)
+    return write_locked(root, lambda path: _write_benchmark(path, config, progress, overwrite, workers))
 
 
 def _write_benchmark(root: Path, config: SyntheticConfig | None, progress: bool, overwrite: bool,
@@ -537,59 +635,20 @@ def _write_benchmark(root: Path, config: SyntheticConfig | None, progress: bool,
     config = config or SyntheticConfig()
     if not overwrite and _complete(root, config):
         return root
-    ours = (root / PARTIAL_FILE).is_file()
-    if root.exists() and any(root.iterdir()) and read_info(root) is None and not overwrite and not ours:
-        raise FileExistsError(
-            f"{root}: folder is not empty and holds no {INFO_FILE}; refusing to write a synthetic "
-            "benchmark into it (pass overwrite=True or choose an empty folder)"
-        )
-    (root / INFO_FILE).unlink(missing_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / PARTIAL_FILE).touch()
-    for part in ("images", "masks", "metadata", "metadata_masks"):
-        shutil.rmtree(root / part, ignore_errors=True)
+    begin_write(root, ("images", "masks", "metadata", "metadata_masks"), overwrite, "synthetic benchmark")
     for split in SPLITS:
         for kind in ("images", "masks"):
             (root / kind / split).mkdir(parents=True, exist_ok=True)
 
     chunk = 64
-    jobs = [(split, a, min(a + chunk, config.size(split))) for split in SPLITS
+    jobs = [(split, a, min(a + chunk, config.size(split)), root, config) for split in SPLITS
             for a in range(0, config.size(split), chunk)]
-    results: dict[tuple[str, int], tuple[list, list]] = {}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sum(config.size(s) for s in SPLITS), desc=f"synthetic WSOL -> {root}", unit="img")
-    workers = _default_workers() if workers is None else max(1, int(workers))
-    if workers == 1 or len(jobs) <= 1:
-        for split, a, b in jobs:
-            results[split, a] = _write_chunk(root, config, split, a, b)
-            if bar is not None:
-                bar.update(b - a)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {pool.submit(_write_chunk, root, config, split, a, b): (split, a, b)
-                       for split, a, b in jobs}
-            from concurrent.futures import as_completed
-
-            for future in as_completed(futures):
-                split, a, b = futures[future]
-                results[split, a] = future.result()
-                if bar is not None:
-                    bar.update(b - a)
-    if bar is not None:
-        bar.close()
+    results = run_chunks(jobs, _write_chunk_job, workers, f"synthetic WSOL -> {root}" if progress else None)
 
     size = config.image_size
     for split in SPLITS:
         ids, labels, boxes = [], [], []
-        for s_, a, b in jobs:
+        for s_, a, b, *_ in jobs:
             if s_ == split:
                 ids.extend(image_id(split, i) for i in range(a, b))
                 labels.extend(results[split, a][0])
@@ -607,10 +666,6 @@ def _write_benchmark(root: Path, config: SyntheticConfig | None, progress: bool,
             (folder / "class_labels.txt").write_text(label_lines)
             (folder / "image_sizes.txt").write_text(size_lines)
             (folder / "localization.txt").write_text(loc)
-    info = {"generator": "hideseek.localization.data.synthetic", "version": GENERATOR_VERSION,
-            "hash": config_hash(config), "config": config.to_dict()}
-    tmp = root / (INFO_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    tmp.replace(root / INFO_FILE)
-    (root / PARTIAL_FILE).unlink(missing_ok=True)
+    end_write(root, {"generator": "hideseek.localization.data.synthetic", "version": GENERATOR_VERSION,
+                     "hash": config_hash(config), "config": config.to_dict()})
     return root

@@ -1,0 +1,412 @@
+"""Multi-label CAM training and CAM pseudo-mask scoring: ``hideseek seg train`` / ``predict``.
+
+A run is one :class:`SegConfig` (saved in the checkpoint). The model is the localization
+room's :class:`~hideseek.localization.models.CAMNet` with one output per object class
+(no background), trained from image-level labels alone with the multi-label soft-margin
+loss; Hide-and-Seek (or any image augmentation of the registry) hides patches of the
+normalised batch, keyed by each image's index in the training split.
+
+Scoring: per image, the pseudo-mask of :mod:`.pseudo` (CAMs of the image-level classes,
+upsampled to the original image size, per-class max-normalised, constant background
+score) at every background threshold of a grid at once (:class:`.metrics.ThresholdSweep`).
+Every result names its threshold policy: ``oracle`` (best threshold on the split itself,
+which peeks at its masks) or ``calibrated`` (the val oracle's threshold, applied to
+another split). The pseudo-mask quality of the literature is the score on the CAM's own
+training images (VOC ``train``); the synthetic scenes also have a held-out ``test`` split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
+
+from hideseek import engine
+from hideseek.augment import available as available_augmentations
+from hideseek.augment import set_epoch, using_sample_ids
+from hideseek.localization.data.scenes import SceneConfig, SyntheticScenes
+from hideseek.localization.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, collate_seg, write_label_png
+from hideseek.localization.metrics import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds
+from hideseek.localization.models import POOLS, CAMNet, backbone_error
+from hideseek.localization.segmentation.metrics import ThresholdSweep
+from hideseek.localization.segmentation.pseudo import class_scores, pseudo_labels
+from hideseek.localization.train import IMAGENET_MEAN, IMAGENET_STD, _optimizer, _scheduler, build_model
+from hideseek.results.records import append_record, make_record
+
+__all__ = ["SegConfig", "calibrated_policy", "evaluate_checkpoint", "load_run", "open_splits", "predict",
+           "score_split", "train"]
+
+DATASETS = ("synthetic", "voc")
+
+
+@dataclass
+class SegConfig:
+    """Everything that defines a segmentation run.
+
+    ``dataset`` is ``"synthetic"`` (the scene benchmark; ``scenes`` holds
+    :class:`~hideseek.localization.data.scenes.SceneConfig` overrides) or ``"voc"``
+    (``data_root`` = ``VOCdevkit/VOC2012``; ``train_split`` may be ``train_aug``).
+    ``eval_splits`` are scored after training (default: train, val, and test where the
+    dataset has one); thresholds are calibrated on ``calibration_split``. The model,
+    augmentation and optimisation fields mean what they mean in
+    :class:`~hideseek.localization.train.LocConfig`.
+    """
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    scenes: dict = field(default_factory=dict)
+    train_split: str = "train"
+    eval_splits: tuple[str, ...] | None = None
+    calibration_split: str = "val"
+    backbone: str = "resnet18"
+    pool: str = "avg"
+    feature_stage: int | None = 2
+    large_feature_map: bool = False
+    pretrained_file: str | None = None
+    augmentation: str = "none"
+    aug_params: dict = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    lr_step: int = 30
+    classifier_lr_ratio: float = 1.0
+    resize_size: int = 96
+    crop_size: int = 96
+    hflip: bool = True
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+    threshold_interval: float = 0.01
+    include_difficult: bool = True
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; valid choices: {', '.join(DATASETS)}")
+        if self.dataset == "voc" and not self.data_root:
+            raise ValueError("dataset 'voc' needs data_root (VOCdevkit/VOC2012)")
+        if not timm.is_model(self.backbone):
+            raise backbone_error(self.backbone)
+        if self.pool not in POOLS:
+            raise ValueError(f"unknown pool {self.pool!r}; valid choices: {', '.join(POOLS)}")
+        if self.augmentation not in available_augmentations():
+            raise ValueError(
+                f"unknown augmentation {self.augmentation!r}; available: {', '.join(available_augmentations())}")
+        if self.eval_splits is None:
+            self.eval_splits = ("train", "val", "test") if self.dataset == "synthetic" else ("train", "val")
+        self.eval_splits = tuple(self.eval_splits)
+        cam_thresholds(self.threshold_interval)  # validates the grid
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SegConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
+        values = dict(values)
+        for key in ("mean", "std", "eval_splits"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def transforms(config: SegConfig, train: bool) -> v2.Compose:
+    """Train: resize, random crop, flip; eval: resize to the crop size (maps are upsampled
+    back to each image's own size for scoring)."""
+    if config.mean is None or config.std is None:
+        raise ValueError("normalisation is not resolved yet: open the data with open_splits() first")
+    steps: list = [v2.ToImage()]
+    if train:
+        steps += [v2.Resize((config.resize_size, config.resize_size), antialias=True), v2.RandomCrop(config.crop_size)]
+        if config.hflip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        steps += [v2.Resize((config.crop_size, config.crop_size), antialias=True)]
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.mean, config.std)]
+    return v2.Compose(steps)
+
+
+def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True, train_split: bool = False) -> dict:
+    """``{split: dataset}`` (eval transform, with masks), ``"train"`` with the training
+    transform and no masks when ``train_split``, ``"classes"`` (object class names) and
+    ``"config"`` with its normalisation resolved."""
+    out: dict = {}
+    if config.dataset == "synthetic":
+        bench = SyntheticScenes(SceneConfig.from_dict(config.scenes), progress=progress)
+        if config.mean is None or config.std is None:
+            mean, std = bench.pixel_stats()
+            config = dataclasses.replace(config, mean=mean, std=std)
+
+        def opener(split, train):
+            return bench.open(split, transforms(config, train), masks=not train)
+        out["classes"] = bench.classes
+    else:
+        if config.mean is None or config.std is None:
+            config = dataclasses.replace(config, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+        def opener(split, train):
+            return VOCSegmentation(config.data_root, split, transforms(config, train), masks="none" if train else "auto",
+                                   include_difficult=config.include_difficult)
+        out["classes"] = VOC_CLASSES[1:]
+    if train_split:
+        out["fit"] = opener(config.train_split, True)
+    for split in splits:
+        out[split] = opener(split, False)
+    out["config"] = config
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class _SweepScorer:
+    """Per batch: pseudo-mask scores at each image's own size -> ThresholdSweep."""
+
+    def __init__(self, sweep: ThresholdSweep):
+        self.sweep = sweep
+
+    def __call__(self, model: CAMNet, batch: dict) -> None:
+        images, labels = batch["image"], batch["labels"]
+        masks = batch["mask"]
+        sizes = [(h, w) for w, h in batch["size"]]
+        same = len(set(sizes)) == 1 and sizes[0] == tuple(images.shape[-2:])
+        for j, image_id in enumerate(batch["image_id"]):
+            if masks[j] is None:
+                raise FileNotFoundError(f"image {image_id!r}: no ground-truth mask to score the pseudo-mask against")
+        if same:
+            scores = class_scores(model, images, labels)
+            self.sweep.update(scores.cpu(), torch.from_numpy(np.stack(masks)), name=", ".join(batch["image_id"][:3]))
+            return
+        for j, scores in enumerate(class_scores(model, images, labels, sizes)):
+            self.sweep.update(scores.cpu(), torch.from_numpy(masks[j]), name=batch["image_id"][j])
+
+
+def score_split(model: CAMNet, config: SegConfig, dataset: VOCSegmentation, *, ctx: engine.RunContext,
+                policies: Sequence[ThresholdPolicy] = (Oracle(),), progress: bool = True) -> list[dict]:
+    """Pseudo-mask metrics of one split under each policy (one pass over the images)."""
+    names = ("background", *dataset.classes)
+    sweep = ThresholdSweep(len(names), cam_thresholds(config.threshold_interval), IGNORE_INDEX, names)
+    # fp32 always: reduced precision would move the argmax between classes
+    stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=_SweepScorer(sweep),
+                            amp=False, num_workers=config.num_workers, collate_fn=collate_seg, progress=progress,
+                            desc=f"pseudo-masks {dataset.split}")
+    sweep.sync()
+    results = []
+    for policy in policies:
+        result = sweep.compute(policy)
+        result["seconds"] = stats["seconds"]
+        results.append(result)
+    return results
+
+
+def calibrated_policy(result: dict, source: str = "val") -> Calibrated:
+    """The policy that applies an oracle result's background threshold to another split."""
+    if "bg_threshold" not in result:
+        raise ValueError("calibration result has no 'bg_threshold' (an oracle pseudo-mask evaluation on val)")
+    return Calibrated({"mIoU": float(result["bg_threshold"])}, source=source)
+
+
+def _record(config: SegConfig, run: str, split: str, result: dict, ctx, wall_time: float, records: Path) -> None:
+    if not ctx.is_main:
+        return
+    metrics = {k: v for k, v in result.items() if k != "policy"}
+    append_record(records, make_record(task="seg", dataset=config.dataset, split=split, metrics=metrics,
+                                       config=config.to_dict(), policy=result["policy"], seed=config.seed,
+                                       device=str(ctx.device), wall_time=wall_time, run=run))
+
+
+def evaluate_splits(model: CAMNet, config: SegConfig, data: dict, *, ctx, run: str, records: Path | None,
+                    progress: bool = True) -> dict:
+    """The calibration split under the oracle first, then every other split under the
+    oracle and under the calibrated threshold (``<split>_calibrated``)."""
+    out: dict = {}
+    start = time.perf_counter()
+    calib = config.calibration_split
+    order = [calib] if calib in config.eval_splits else []
+    order += [s for s in config.eval_splits if s != calib]
+    for split in order:
+        policies: list[ThresholdPolicy] = [Oracle()]
+        if split != calib and calib in out:
+            policies.append(calibrated_policy(out[calib], source=calib))
+        results = score_split(model, config, data[split], ctx=ctx, policies=policies, progress=progress)
+        out[split] = results[0]
+        if len(results) > 1:
+            out[f"{split}_calibrated"] = results[1]
+        if records:
+            for result in results:
+                _record(config, run, split, result, ctx, time.perf_counter() - start, records)
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(config: SegConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
+          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
+    """Train a multi-label CAM model, then (optionally) score pseudo-masks and append records.
+
+    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
+    """
+    output_dir = Path(output_dir)
+    run = run or output_dir.name
+    ctx = engine.setup(config.device, config.seed)
+    try:
+        start = time.perf_counter()
+        splits = config.eval_splits if evaluate else ()
+        if ctx.is_main:
+            data = open_splits(config, splits, progress=progress, train_split=True)
+        engine.barrier()
+        if not ctx.is_main:
+            data = open_splits(config, splits, progress=False, train_split=True)
+        config = data["config"]
+        classes = list(data["classes"])
+        model, augmentation = build_model(config, len(classes))
+        optimizer = _optimizer(config, model)
+        trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, amp=config.amp, progress=progress,
+                                 scheduler=_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
+                                 scheduler_interval="step")
+
+        def step(model, batch, epoch):
+            images, labels, ids = batch["image"], batch["labels"], batch["index"]
+            if augmentation is not None:
+                augmentation.train()
+                images = augmentation(images, sample_ids=ids)
+            with using_sample_ids(model, ids):
+                logits = model(images)
+            return F.multilabel_soft_margin_loss(logits.float(), labels)
+
+        def on_epoch_start(epoch: int) -> None:
+            if augmentation is not None:
+                augmentation.set_epoch(epoch)
+            set_epoch(trainer.model, epoch)
+
+        fit = trainer.fit(data["fit"], epochs=config.epochs, batch_size=config.batch_size, step_fn=step,
+                          num_workers=config.num_workers, collate_fn=collate_seg, resume=resume,
+                          extra={"task": "seg", "config": config.to_dict(), "classes": classes, "run": run},
+                          on_epoch_start=on_epoch_start)
+        train_seconds = time.perf_counter() - start
+        results = {}
+        if evaluate:
+            results = evaluate_splits(trainer.model, config, data, ctx=ctx, run=run,
+                                      records=Path(records) if records else None, progress=progress)
+        return {"run": run, "output_dir": str(output_dir), "checkpoint": fit["checkpoint"], "fit": fit,
+                "results": results, "train_seconds": train_seconds}
+    finally:
+        engine.teardown(ctx)
+
+
+def load_run(checkpoint: str | Path) -> tuple[SegConfig, CAMNet, dict]:
+    """Config, model with trained weights, and checkpoint info of a ``seg train`` run."""
+    checkpoint = Path(checkpoint)
+    extra = engine.read_checkpoint(checkpoint).get("extra") or {}
+    if extra.get("task") != "seg" or "config" not in extra:
+        raise ValueError(f"{checkpoint}: not a 'hideseek seg train' checkpoint (no segmentation run config inside)")
+    config = SegConfig.from_dict(extra["config"])
+    model, _ = build_model(config, len(extra["classes"]))
+    info = engine.load_checkpoint_weights(checkpoint, model)
+    return config, model, info
+
+
+def _with_overrides(config: SegConfig, data_root: str | None, device: str | None) -> SegConfig:
+    if data_root:
+        config = dataclasses.replace(config, data_root=str(data_root))
+    if device:
+        config = dataclasses.replace(config, device=device)
+    return config
+
+
+def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] | None = None,
+                        records: str | Path | None = None, data_root: str | None = None,
+                        device: str | None = None, progress: bool = True) -> dict:
+    """Score a saved run's pseudo-masks on its data (threshold sweep, oracle + calibrated)."""
+    config, model, info = load_run(checkpoint)
+    config = _with_overrides(config, data_root, device)
+    if splits:
+        config = dataclasses.replace(config, eval_splits=tuple(splits))
+    ctx = engine.setup(config.device, config.seed)
+    try:
+        model.to(ctx.device)
+        data = open_splits(config, config.eval_splits, progress=progress)
+        run = str((info.get("extra") or {}).get("run", Path(checkpoint).parent.name))
+        return evaluate_splits(model, config, data, ctx=ctx, run=run, records=Path(records) if records else None,
+                               progress=progress)
+    finally:
+        engine.teardown(ctx)
+
+
+def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, threshold: float | None = None,
+            calibration: str | Path | None = None, data_root: str | None = None, device: str | None = None,
+            batch_size: int | None = None, progress: bool = True) -> dict:
+    """Write the pseudo-mask of every image of ``split`` as ``<output_dir>/<id>.png`` (VOC
+    palette PNG at the image's own size) and ``<output_dir>/predictions.json`` (run,
+    split, threshold and its policy). The background threshold is ``threshold`` (policy
+    ``fixed``) or the ``bg_threshold`` of a val result JSON ``calibration`` (``calibrated``)."""
+    if (threshold is None) == (calibration is None):
+        raise ValueError("give exactly one of threshold (e.g. 0.2) or calibration (a val result JSON)")
+    if calibration is not None:
+        path = Path(calibration)
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: cannot read calibration result ({error})") from None
+        if "bg_threshold" not in result and isinstance(result.get("val"), dict):
+            result = result["val"]  # a {split: result} file of seg train / seg evaluate --checkpoint
+        try:
+            policy = calibrated_policy(result, source=str(path))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        threshold = float(result["bg_threshold"])
+    else:
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
+        policy = Fixed(float(threshold))
+    config, model, info = load_run(checkpoint)
+    config = _with_overrides(config, data_root, device)
+    ctx = engine.setup(config.device, config.seed)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        model.to(ctx.device).eval()
+        data = open_splits(config, (split,), progress=progress)
+        dataset = data[split]
+        loader = engine.make_loader(dataset, batch_size or config.batch_size, train=False, seed=config.seed,
+                                    num_workers=config.num_workers, collate_fn=collate_seg)
+        written = 0
+        start = time.perf_counter()
+        with torch.no_grad():
+            for batch in tqdm(loader, desc=f"predict {split}", unit="batch", disable=not progress, leave=False):
+                images = batch["image"].to(ctx.device)
+                sizes = [(h, w) for w, h in batch["size"]]
+                for image_id, scores in zip(batch["image_id"],
+                                            class_scores(model, images, batch["labels"].to(ctx.device), sizes)):
+                    write_label_png(output_dir / f"{image_id}.png", pseudo_labels(scores, threshold).cpu().numpy())
+                    written += 1
+    finally:
+        engine.teardown(ctx)
+    manifest = {"run": str((info.get("extra") or {}).get("run", Path(checkpoint).parent.name)),
+                "checkpoint": str(checkpoint), "split": split, "num_images": written, "bg_threshold": threshold,
+                "policy": policy.describe(), "classes": ["background", *data["classes"]],
+                "seconds": time.perf_counter() - start}
+    (output_dir / "predictions.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
