@@ -22,6 +22,14 @@ def _write_json(result: dict, output: str | None) -> None:
         path.write_text(text + "\n")
 
 
+def _print_demo(out: dict) -> None:
+    """A demo's table, the files it wrote and its wall time (every room's demo returns these)."""
+    print(out["markdown"])
+    for kind, path in out["files"].items():
+        print(f"{kind:>8}: {path}")
+    print(f"wall time: {out['seconds']:.0f} s")
+
+
 def _print_summary(result: dict) -> None:
     """Readable one-screen summary of an evaluation result."""
     rows = []
@@ -478,10 +486,7 @@ def _seg_demo(args) -> int:
 
     out = run_seg_demo(args.output, quick=args.quick, progress=not args.no_progress)
     print()
-    print(out["markdown"])
-    for kind, path in out["files"].items():
-        print(f"{kind:>8}: {path}")
-    print(f"wall time: {out['seconds']:.0f} s")
+    _print_demo(out)
     return 0
 
 
@@ -798,10 +803,7 @@ def _action_demo(args) -> int:
 
     out = run_action_demo(args.output, quick=args.quick, progress=not args.no_progress)
     print()
-    print(out["markdown"])
-    for kind, path in out["files"].items():
-        print(f"{kind:>8}: {path}")
-    print(f"wall time: {out['seconds']:.0f} s")
+    _print_demo(out)
     return 0
 
 
@@ -1121,10 +1123,7 @@ def _demo(args) -> int:
         run = getattr(importlib.import_module(module), function)
         out = run(base.with_name(base.name + suffix), quick=args.quick, progress=not args.no_progress)
         print(f"\n== {room}: {title}\n")
-        print(out["markdown"])
-        for kind, path in out["files"].items():
-            print(f"{kind:>8}: {path}")
-        print(f"wall time: {out['seconds']:.0f} s")
+        _print_demo(out)
         total += out["seconds"]
     if len(args.rooms) > 1:
         print(f"\ntotal wall time: {total:.0f} s")
