@@ -48,6 +48,8 @@ with different numbers of batches would never finish).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -69,6 +71,7 @@ from tqdm import tqdm
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "ConfigDict",
     "EpochLoader",
     "RunContext",
     "ShardSampler",
@@ -100,6 +103,37 @@ _CHECKPOINT_FORMAT = "hideseek-checkpoint"
 _CHECKPOINT_VERSION = 1
 
 log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+class ConfigDict:
+    """``to_dict`` / ``from_dict`` for the config dataclasses of runs and benchmarks.
+
+    ``to_dict`` is JSON-safe (tuples become lists), as stored in checkpoints and records;
+    ``from_dict`` refuses unknown keys, naming the valid ones, and turns the lists of the
+    ``_tuple_fields`` back into tuples (every list value when ``_tuple_fields`` is None).
+    ``_config_name`` is what the error calls the keys ("unknown config keys ...").
+    """
+
+    _config_name = "config"
+    _tuple_fields: tuple[str, ...] | None = ()
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls._config_name} keys {unknown}; valid keys: {sorted(known)}")
+        values = dict(values)
+        for key, value in values.items():
+            if isinstance(value, list) and (cls._tuple_fields is None or key in cls._tuple_fields):
+                values[key] = tuple(value)
+        return cls(**values)
 
 
 # --------------------------------------------------------------------------- context

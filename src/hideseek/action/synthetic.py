@@ -39,7 +39,6 @@ marker so an interrupted write is redone; the cache key includes this file's dig
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -52,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from hideseek.action.dataset import Segment, VideoFeatures
+from hideseek.engine import ConfigDict
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -76,7 +76,7 @@ FEATURE_DIM = HUE_BINS + ORIENTATION_BINS + 4
 
 
 @dataclass(frozen=True)
-class SyntheticVideoConfig:
+class SyntheticVideoConfig(ConfigDict):
     """Size and content of the synthetic video benchmark (times in seconds)."""
 
     num_classes: int = 4
@@ -126,16 +126,8 @@ class SyntheticVideoConfig:
     def count(self, split: str) -> int:
         return {"train": self.train, "test": self.test}[split]
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SyntheticVideoConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown synthetic video keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**values)
+    _tuple_fields = ("burst_s",)
+    _config_name = "synthetic video"
 
 
 @lru_cache(maxsize=1)

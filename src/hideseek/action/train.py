@@ -46,6 +46,7 @@ from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS
 from hideseek.action.protocols import evaluate as evaluate_protocol
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
+from hideseek.engine import ConfigDict
 from hideseek.results.records import append_record, make_record
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
@@ -73,7 +74,7 @@ SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
-class ActionConfig:
+class ActionConfig(ConfigDict):
     """Everything that defines a temporal CAM run (see the module docstring).
 
     ``threads`` is the number of torch CPU threads during the run (``None``: leave
@@ -146,20 +147,7 @@ class ActionConfig:
     def detect_config(self) -> DetectConfig:
         return DetectConfig.from_dict(self.detect)
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ActionConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
-        values = dict(values)
-        for key in ("protocols", "tiou"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+    _tuple_fields = ("protocols", "tiou")
 
 
 # --------------------------------------------------------------------------- data

@@ -14,7 +14,6 @@ the public WSOL benchmark does for its 224 x 224 maps.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from hideseek import engine
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.augment import insert_feature_hide, set_epoch, using_sample_ids
+from hideseek.engine import ConfigDict
 from hideseek.localization.cam import nearest_indices
 from hideseek.localization.data.dataset import SyntheticWSOL, WSOLDataset, collate_wsol
 from hideseek.localization.data.synthetic import SyntheticConfig
@@ -56,7 +56,7 @@ SCHEDULES = ("onecycle", "cosine", "step", "constant")
 
 
 @dataclass
-class LocConfig:
+class LocConfig(ConfigDict):
     """Everything that defines a localization run.
 
     ``dataset`` is ``"synthetic"`` (the embedded benchmark, ``synthetic`` holds
@@ -117,20 +117,7 @@ class LocConfig:
                 f"unknown augmentation {self.augmentation!r}; available: {', '.join(available_augmentations())}"
             )
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> LocConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
-        values = dict(values)
-        for key in ("mean", "std", "iou_thresholds"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+    _tuple_fields = ("mean", "std", "iou_thresholds")
 
 
 # --------------------------------------------------------------------------- data

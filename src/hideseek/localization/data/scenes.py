@@ -26,7 +26,6 @@ image benchmark.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -39,6 +38,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image
 
+from hideseek.engine import ConfigDict
 from hideseek.localization.data import synthetic as objects
 from hideseek.localization.data.dataset import default_cache_dir, pixel_stats
 from hideseek.localization.data.voc import VOCSegmentation, write_label_png
@@ -52,7 +52,7 @@ _STREAM = 101  # the scenes' random stream, apart from the image benchmark's
 
 
 @dataclass(frozen=True)
-class SceneConfig:
+class SceneConfig(ConfigDict):
     """What to generate: scene counts, sizes, and the object generator's parameters.
 
     ``objects`` is the inclusive range of objects per scene (distinct classes); the body
@@ -93,16 +93,8 @@ class SceneConfig:
             raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
         return getattr(self, split)
 
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SceneConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - fields
-        if unknown:
-            raise ValueError(f"unknown SceneConfig fields: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    _tuple_fields = None
+    _config_name = "SceneConfig"
 
 
 def scene_classes(num_classes: int) -> tuple[str, ...]:

@@ -28,7 +28,6 @@ on-disk layout (see its docstring) and skips the work when the same benchmark is
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from hideseek.engine import ConfigDict
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -61,7 +62,7 @@ _ALL = (slice(None), slice(None))
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(ConfigDict):
     """What to generate. Sizes are fractions of the image side unless said otherwise.
 
     Attributes
@@ -139,16 +140,8 @@ class SyntheticConfig:
         _check_split(split)
         return getattr(self, split)
 
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SyntheticConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - fields
-        if unknown:
-            raise ValueError(f"unknown SyntheticConfig fields: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    _tuple_fields = None
+    _config_name = "SyntheticConfig"
 
 
 @lru_cache(maxsize=1)

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from hideseek import engine
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import set_epoch, using_sample_ids
+from hideseek.engine import ConfigDict
 from hideseek.localization.data.scenes import SceneConfig, SyntheticScenes
 from hideseek.localization.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, collate_seg, write_label_png
 from hideseek.localization.metrics import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds
@@ -50,7 +51,7 @@ DATASETS = ("synthetic", "voc")
 
 
 @dataclass
-class SegConfig:
+class SegConfig(ConfigDict):
     """Everything that defines a segmentation run.
 
     ``dataset`` is ``"synthetic"`` (the scene benchmark; ``scenes`` holds
@@ -112,20 +113,7 @@ class SegConfig:
         self.eval_splits = tuple(self.eval_splits)
         cam_thresholds(self.threshold_interval)  # validates the grid
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SegConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
-        values = dict(values)
-        for key in ("mean", "std", "eval_splits"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
-        return cls(**values)
+    _tuple_fields = ("mean", "std", "eval_splits")
 
 
 # --------------------------------------------------------------------------- data
