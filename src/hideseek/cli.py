@@ -22,6 +22,33 @@ def _write_json(result: dict, output: str | None) -> None:
         path.write_text(text + "\n")
 
 
+_DEMO_ROOMS = {
+    # room: (module, function, output-folder suffix, what it shows)
+    "image": ("hideseek.localization.demo", "run_demo", "", "CAM vs Hide-and-Seek, weakly-supervised object localization"),
+    "seg": ("hideseek.localization.segmentation.demo", "run_seg_demo", "-seg",
+            "CAM vs Hide-and-Seek pseudo-masks, weakly-supervised semantic segmentation"),
+    "action": ("hideseek.action.demo", "run_action_demo", "-action",
+               "temporal CAM with and without frame hiding, temporal action localization"),
+}
+
+
+def _run_demo(room: str, output: str | Path, args) -> dict:
+    """Run one room's demo (imported lazily) into ``output``."""
+    import importlib
+
+    module, function = _DEMO_ROOMS[room][:2]
+    run = getattr(importlib.import_module(module), function)
+    return run(output, quick=args.quick, progress=not args.no_progress)
+
+
+def _room_demo(args) -> int:
+    """``hideseek seg demo`` / ``hideseek action demo``: one room's demo."""
+    out = _run_demo(args.demo_room, args.output, args)
+    print()
+    _print_demo(out)
+    return 0
+
+
 def _print_demo(out: dict) -> None:
     """A demo's table, the files it wrote and its wall time (every room's demo returns these)."""
     print(out["markdown"])
@@ -481,15 +508,6 @@ def _seg_evaluate(args) -> int:
     return 0
 
 
-def _seg_demo(args) -> int:
-    from hideseek.localization.segmentation.demo import run_seg_demo
-
-    out = run_seg_demo(args.output, quick=args.quick, progress=not args.no_progress)
-    print()
-    _print_demo(out)
-    return 0
-
-
 def _add_seg(rooms) -> None:
     room = rooms.add_parser("seg", help="weakly-supervised semantic segmentation (CAM pseudo-masks, mIoU)",
                             description="Weakly-supervised semantic segmentation: CAM pseudo-masks from image-level "
@@ -594,7 +612,7 @@ def _add_seg(rooms) -> None:
     demo.add_argument("--quick", action="store_true", help="tiny version (well under a minute), for tests")
     demo.add_argument("--output", default="results/demo-seg", help="where tables, figure, runs and records go")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(handler=_seg_demo)
+    demo.set_defaults(handler=_room_demo, demo_room="seg")
 
 
 # --------------------------------------------------------------------------- augment
@@ -798,15 +816,6 @@ def _action_detect(args) -> int:
     return 0
 
 
-def _action_demo(args) -> int:
-    from hideseek.action.demo import run_action_demo
-
-    out = run_action_demo(args.output, quick=args.quick, progress=not args.no_progress)
-    print()
-    _print_demo(out)
-    return 0
-
-
 def _action_synthetic(args) -> int:
     from hideseek.action.synthetic import SyntheticVideoConfig, write_benchmark
 
@@ -976,7 +985,7 @@ def _add_action(rooms) -> None:
     demo.add_argument("--quick", action="store_true", help="tiny version (well under a minute), for tests")
     demo.add_argument("--output", default="results/demo-action", help="where tables, figure, runs and records go")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(handler=_action_demo)
+    demo.set_defaults(handler=_room_demo, demo_room="action")
 
     syn = verbs.add_parser(
         "synthetic",
@@ -1103,25 +1112,14 @@ def _add_reproduce(rooms) -> None:
 # --------------------------------------------------------------------------- demo
 
 
-_DEMO_ROOMS = {
-    # room: (module, function, output-folder suffix, what it shows)
-    "image": ("hideseek.localization.demo", "run_demo", "", "CAM vs Hide-and-Seek, weakly-supervised object localization"),
-    "seg": ("hideseek.localization.segmentation.demo", "run_seg_demo", "-seg",
-            "CAM vs Hide-and-Seek pseudo-masks, weakly-supervised semantic segmentation"),
-    "action": ("hideseek.action.demo", "run_action_demo", "-action",
-               "temporal CAM with and without frame hiding, temporal action localization"),
-}
 
 
 def _demo(args) -> int:
-    import importlib
-
     base = Path(args.output)
     total = 0.0
     for room in args.rooms:
-        module, function, suffix, title = _DEMO_ROOMS[room]
-        run = getattr(importlib.import_module(module), function)
-        out = run(base.with_name(base.name + suffix), quick=args.quick, progress=not args.no_progress)
+        suffix, title = _DEMO_ROOMS[room][2:]
+        out = _run_demo(room, base.with_name(base.name + suffix), args)
         print(f"\n== {room}: {title}\n")
         _print_demo(out)
         total += out["seconds"]
