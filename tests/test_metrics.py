@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hideseek.localization.cam import nearest_indices, normalize_cams
+from hideseek.cam.maps import nearest_indices, normalize_cams
 from hideseek.localization.metrics import (
     BoxAccuracy,
     Calibrated,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from hideseek.localization import pretrained as P
+from hideseek.cam import pretrained as P
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hideseek.localization.metrics import Calibrated, Fixed, Oracle
-from hideseek.localization.segmentation.metrics import (
+from hideseek.segmentation.metrics import (
     LabelError,
     MeanIoU,
     ThresholdSweep,
@@ -15,7 +15,7 @@ from hideseek.localization.segmentation.metrics import (
     iou_from_confusion,
     mean_iou,
 )
-from hideseek.localization.segmentation.pseudo import pseudo_labels
+from hideseek.segmentation.pseudo import pseudo_labels
 
 
 def _random_maps(seed: int, n=6, h=23, w=31, classes=21, ignore_share=0.1, drop=()):

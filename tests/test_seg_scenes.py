@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hideseek.localization.data.scenes import (
+from hideseek.segmentation.scenes import (
     SceneConfig,
     SyntheticScenes,
     render_scene,
@@ -12,7 +12,7 @@ from hideseek.localization.data.scenes import (
     scene_hash,
     write_scenes,
 )
-from hideseek.localization.data.voc import VOCSegmentation, image_labels, read_label_png
+from hideseek.segmentation.voc import VOCSegmentation, image_labels, read_label_png
 
 TINY = SceneConfig(num_classes=4, image_size=48, train=10, val=4, test=4, seed=2)
 

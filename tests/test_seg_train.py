@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from hideseek.cli import main
-from hideseek.localization.segmentation.demo import run_seg_demo
+from hideseek.segmentation.demo import run_seg_demo
 from hideseek.results.records import read_records
 
 
@@ -58,8 +58,8 @@ def test_predict_then_evaluate_reproduces_the_sweep(demo, tmp_path, capsys):
                  "--output", str(labels)]) == 0
     manifest = json.loads((labels / "predictions.json").read_text())
     assert manifest["policy"]["name"] == "calibrated" and manifest["bg_threshold"] == results["val"]["bg_threshold"]
-    from hideseek.localization.data.scenes import SceneConfig, SyntheticScenes
-    from hideseek.localization.segmentation.train import load_run
+    from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
+    from hideseek.segmentation.train import load_run
 
     config, _, _ = load_run(checkpoint)
     root = SyntheticScenes(SceneConfig.from_dict(config.scenes), progress=False).root

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hideseek.localization.data.voc import (
+from hideseek.segmentation.voc import (
     VOC_CLASSES,
     VOCError,
     VOCSegmentation,

@@ -25,7 +25,7 @@ def _write_json(result: dict, output: str | None) -> None:
 _DEMO_ROOMS = {
     # room: (module, function, output-folder suffix, what it shows)
     "image": ("hideseek.localization.demo", "run_demo", "", "CAM vs Hide-and-Seek, weakly-supervised object localization"),
-    "seg": ("hideseek.localization.segmentation.demo", "run_seg_demo", "-seg",
+    "seg": ("hideseek.segmentation.demo", "run_seg_demo", "-seg",
             "CAM vs Hide-and-Seek pseudo-masks, weakly-supervised semantic segmentation"),
     "action": ("hideseek.action.demo", "run_action_demo", "-action",
                "temporal CAM with and without frame hiding, temporal action localization"),
@@ -405,7 +405,7 @@ def _add_loc(rooms) -> None:
 
 
 def _seg_config(args):
-    from hideseek.localization.segmentation.train import SegConfig
+    from hideseek.segmentation.train import SegConfig
 
     if args.quick:  # a tiny run: 4 classes, 64 px, 128/48/48 scenes, 2 epochs
         args.synthetic_train = args.synthetic_train or 128
@@ -441,7 +441,7 @@ def _print_seg(results: dict) -> None:
 
 
 def _seg_train(args) -> int:
-    from hideseek.localization.segmentation.train import train
+    from hideseek.segmentation.train import train
 
     try:
         config = _seg_config(args)
@@ -460,7 +460,7 @@ def _seg_train(args) -> int:
 
 
 def _seg_predict(args) -> int:
-    from hideseek.localization.segmentation.train import predict
+    from hideseek.segmentation.train import predict
 
     try:
         out = predict(args.checkpoint, args.output, split=args.split, threshold=args.threshold,
@@ -475,7 +475,7 @@ def _seg_predict(args) -> int:
 
 def _seg_evaluate(args) -> int:
     if args.checkpoint:
-        from hideseek.localization.segmentation.train import evaluate_checkpoint
+        from hideseek.segmentation.train import evaluate_checkpoint
 
         try:
             results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
@@ -487,7 +487,7 @@ def _seg_evaluate(args) -> int:
             _write_json(results, args.output)
             _print_seg(results)
         return 0
-    from hideseek.localization.segmentation.evaluate import evaluate_label_dirs
+    from hideseek.segmentation.evaluate import evaluate_label_dirs
 
     if not (args.predictions and args.ground_truth):
         raise SystemExit("error: give --predictions DIR and --ground-truth DIR (or --checkpoint)")

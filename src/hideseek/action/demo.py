@@ -12,16 +12,16 @@ temporal CAMs against the GT (``demo-action.png``) and appends every run to
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from hideseek.action.train import ActionConfig, _torch_threads, load_run, open_data, train
-from hideseek.results.tables import mean_std_table, render_table
+from hideseek.action.train import ActionConfig, torch_threads, load_run, open_data, train
+from hideseek.results.compare import ComparePlan, run_comparison, write_tables
+from hideseek.results.tables import render_table
 
 __all__ = ["ActionDemoPlan", "FULL", "QUICK", "run_action_demo"]
 
@@ -31,12 +31,10 @@ PROTOCOL_NAMES = {"activitynet": "ActivityNet", "thumos14": "THUMOS14 kit", "wta
 
 
 @dataclass(frozen=True)
-class ActionDemoPlan:
-    """What the demo trains: one config per model, several seeds."""
+class ActionDemoPlan(ComparePlan):
+    """What the demo trains (a :class:`~hideseek.results.compare.ComparePlan` of
+    :class:`ActionConfig`) and how many test videos its figure shows."""
 
-    base: ActionConfig
-    models: dict = field(default_factory=dict)  # label -> (augmentation, params)
-    seeds: tuple[int, ...] = (0,)
     figure_videos: int = 4
 
 
@@ -120,48 +118,37 @@ def _figure(plan: ActionDemoPlan, checkpoints: dict[str, str], path: Path) -> Pa
     return path
 
 
+def _rows(label: str, seed: int, config: ActionConfig, out: dict) -> list[dict]:
+    """One row per protocol of the run."""
+    results = out["results"]
+    return [{"method": f"{label}, {PROTOCOL_NAMES[protocol]}", "seed": seed,
+             **{f"mAP@{t}": v for t, v in results[protocol]["mAP"].items()},
+             AVG_COLUMN: results[protocol]["average_mAP"]["0.1:0.7"], "video mAP": results["video mAP"],
+             "train s": out["train_seconds"]} for protocol in config.protocols]
+
+
 def run_action_demo(output_dir: str | Path = "results/demo-action", *, quick: bool = False,
                     plan: ActionDemoPlan | None = None, progress: bool = True) -> dict:
     """Train, detect, score and draw; returns ``{"markdown", "table", "files", "rows", "seconds"}``."""
+    from hideseek.action.synthetic import SyntheticVideoConfig
+
     plan = plan or (QUICK if quick else FULL)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    records = output_dir / "records.jsonl"
-    start = time.perf_counter()
-    rows, checkpoints = [], {}
-    for seed in plan.seeds:
-        for label, (augmentation, params) in plan.models.items():
-            config = replace(plan.base, augmentation=augmentation, aug_params=dict(params), seed=seed)
-            run = f"{augmentation}-s{seed}"
-            out = train(config, output_dir / "runs" / run, records=records, progress=progress, run=run)
-            results = out["results"]
-            for protocol in config.protocols:
-                result = results[protocol]
-                row = {"method": f"{label}, {PROTOCOL_NAMES[protocol]}", "seed": seed,
-                       **{f"mAP@{t}": v for t, v in result["mAP"].items()},
-                       AVG_COLUMN: result["average_mAP"]["0.1:0.7"], "video mAP": results["video mAP"],
-                       "train s": out["train_seconds"]}
-                rows.append(row)
-            if seed == plan.seeds[0]:
-                checkpoints[label] = out["checkpoint"]
-    frame = pd.DataFrame(rows)
+    runs = run_comparison(plan, train, output_dir, rows=_rows, progress=progress)
+    frame = runs.rows  # protocol by protocol, each with every model
     order = [f"{label}, {PROTOCOL_NAMES[p]}" for p in plan.base.protocols for label in plan.models]
     frame["method"] = pd.Categorical(frame["method"], categories=order, ordered=True)
     frame = frame.sort_values(["method", "seed"], kind="stable")
     frame["method"] = frame["method"].astype(str)
-    table = mean_std_table(frame, "method", [*TIOU_COLUMNS, AVG_COLUMN, "video mAP"])
-    from hideseek.action.synthetic import SyntheticVideoConfig
-
+    runs.rows = frame
+    table = runs.table([*TIOU_COLUMNS, AVG_COLUMN, "video mAP"])
     syn = SyntheticVideoConfig.from_dict(plan.base.synthetic)
     caption = (f"Synthetic video benchmark ({syn.train} train / {syn.test} test videos), "
                f"temporal CAM with and without frame hiding, {len(plan.seeds)} seed(s); detection mAP per tIoU")
-    files = {}
-    for fmt, suffix in (("csv", "csv"), ("markdown", "md"), ("latex", "tex")):
-        path = output_dir / f"demo-action.{suffix}"
-        path.write_text(render_table(table, fmt, caption=caption, label="tab:hideseek-action-demo"))
-        files[fmt] = str(path)
-    with _torch_threads(plan.base.threads):
+    files = write_tables(table, output_dir, "demo-action", caption=caption, label="tab:hideseek-action-demo")
+    with torch_threads(plan.base.threads):
+        checkpoints = {label: out["checkpoint"] for label, out in runs.first.items()}
         files["figure"] = str(_figure(plan, checkpoints, output_dir / "demo-action.png"))
-    files["records"] = str(records)
+    files["records"] = str(runs.records)
     return {"table": table, "markdown": render_table(table, "markdown"), "files": files, "rows": frame,
-            "seconds": time.perf_counter() - start}
+            "seconds": runs.seconds()}

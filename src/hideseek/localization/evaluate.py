@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hideseek.localization.cam import nearest_indices
+from hideseek.cam.maps import nearest_indices
 from hideseek.localization.data.metadata import WSOLMetadata, load_metadata
 from hideseek.localization.metrics import (
     V2_IOU_THRESHOLDS,

@@ -25,13 +25,14 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from hideseek.cam.metric import Metric
+from hideseek.cam.policies import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds, grid_index
 from hideseek.localization.boxes import max_iou_at_thresholds, max_iou_at_thresholds_batch
 
 __all__ = [
@@ -54,13 +55,6 @@ V2_IOU_THRESHOLDS = (30, 50, 70)
 LOC_IOU_THRESHOLD = 50
 
 
-def cam_thresholds(interval: float = 0.01) -> np.ndarray:
-    """CAM thresholds ``[0, interval, 2*interval, ...) < 1`` as the reference builds them."""
-    if not 0 < interval < 1:
-        raise ValueError(f"cam_curve_interval must be in (0, 1), got {interval}")
-    return np.arange(0, 1, interval)
-
-
 def check_scoremap(scoremap: np.ndarray, name: str = "score map") -> None:
     """Raise ``ValueError`` naming ``name`` unless ``scoremap`` is a finite 2-D float map in [0, 1]."""
     if not isinstance(scoremap, np.ndarray):
@@ -74,148 +68,6 @@ def check_scoremap(scoremap: np.ndarray, name: str = "score map") -> None:
     low, high = float(scoremap.min()), float(scoremap.max())
     if low < 0 or high > 1:
         raise ValueError(f"{name}: values must lie in [0, 1], got min {low} and max {high}")
-
-
-# --------------------------------------------------------------------------- policies
-
-
-def _index_of(thresholds: np.ndarray, tau: float, what: str) -> int:
-    hits = np.flatnonzero(np.isclose(thresholds, tau, rtol=0, atol=1e-9))
-    if hits.size == 0:
-        step = thresholds[1] - thresholds[0] if thresholds.size > 1 else float("nan")
-        raise ValueError(
-            f"{what}: threshold {tau} is not on the CAM threshold grid "
-            f"(0 to {thresholds[-1]:.4g} in steps of {step:.4g}); choose a grid that contains it"
-        )
-    return int(hits[0])
-
-
-@dataclass(frozen=True)
-class ThresholdPolicy(ABC):
-    """How the CAM threshold behind a reported number is chosen."""
-
-    name: str = field(init=False, default="")
-
-    @abstractmethod
-    def index(self, metric: str, key: str, accuracies: np.ndarray, thresholds: np.ndarray) -> int:
-        """Index into ``thresholds`` of the threshold for ``metric`` at IoU ``key``."""
-
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-
-@dataclass(frozen=True)
-class Oracle(ThresholdPolicy):
-    """Best threshold on the split being reported (the public benchmark's behaviour).
-
-    This peeks at the evaluation labels; report it as such, or use :class:`Calibrated`.
-    """
-
-    name: str = field(init=False, default="oracle")
-
-    def index(self, metric, key, accuracies, thresholds):
-        return int(np.argmax(accuracies))
-
-
-@dataclass(frozen=True)
-class Fixed(ThresholdPolicy):
-    """One threshold for every metric (the classic CAM / HaS protocol, e.g. 0.2 or 0.3)."""
-
-    tau: float
-    name: str = field(init=False, default="fixed")
-
-    def index(self, metric, key, accuracies, thresholds):
-        return _index_of(thresholds, self.tau, f"policy fixed, {metric}")
-
-    def describe(self):
-        return {"name": self.name, "tau": self.tau}
-
-
-@dataclass(frozen=True)
-class Calibrated(ThresholdPolicy):
-    """Thresholds chosen on another split (normally val) and applied unchanged here.
-
-    ``thresholds`` maps a metric name (``"MaxBoxAcc"``, ``"MaxBoxAccV2"``, ``"loc"``) to
-    either one threshold or a mapping from IoU threshold (as a string) to threshold.
-    """
-
-    thresholds: Mapping[str, float | Mapping[str, float]]
-    source: str = "val"
-    name: str = field(init=False, default="calibrated")
-
-    @classmethod
-    def from_result(cls, result: Mapping, source: str | None = None) -> Calibrated:
-        """Take the thresholds an oracle evaluation (a result dict or JSON) reported."""
-        table: dict[str, float | dict[str, float]] = {}
-        if "best_threshold" in result:
-            table["MaxBoxAcc"] = dict(result["best_threshold"])
-        if "best_threshold_v2" in result:
-            table["MaxBoxAccV2"] = dict(result["best_threshold_v2"])
-        if "loc_threshold" in result:
-            table["loc"] = float(result["loc_threshold"])
-        if not table:
-            raise ValueError(
-                "calibration result has none of 'best_threshold', 'best_threshold_v2', "
-                "'loc_threshold'"
-            )
-        return cls(table, source=source or str(result.get("split", "val")))
-
-    def index(self, metric, key, accuracies, thresholds):
-        if metric not in self.thresholds:
-            raise ValueError(
-                f"policy calibrated: no threshold for {metric!r} in the calibration "
-                f"(has {sorted(self.thresholds)})"
-            )
-        entry = self.thresholds[metric]
-        if isinstance(entry, Mapping):
-            if key not in entry:
-                raise ValueError(
-                    f"policy calibrated: no threshold for {metric}@{key} "
-                    f"(has {sorted(entry)})"
-                )
-            entry = entry[key]
-        return _index_of(thresholds, float(entry), f"policy calibrated, {metric}@{key}")
-
-    def describe(self):
-        return {"name": self.name, "source": self.source, "thresholds": dict(self.thresholds)}
-
-
-# --------------------------------------------------------------------------- base class
-
-
-class Metric:
-    """Accumulator base: integer count tensors registered in ``_states``."""
-
-    _states: tuple[str, ...] = ()
-
-    def reset(self) -> None:
-        for name in self._states:
-            getattr(self, name).zero_()
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: getattr(self, name) for name in self._states}
-
-    def merge(self, other: Metric) -> Metric:
-        """Add another accumulator's counts to this one (same configuration)."""
-        if type(other) is not type(self):
-            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
-        for name in self._states:
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine.shape != theirs.shape:
-                raise ValueError(f"cannot merge: state {name!r} has shape {theirs.shape}, not {mine.shape}")
-            mine += theirs.to(mine.device)
-        return self
-
-    def sync(self, group=None) -> None:
-        """Sum the count tensors over all processes (no-op without torch.distributed)."""
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        for name in self._states:
-            tensor = getattr(self, name)
-            # gloo and nccl both reduce int64 exactly
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
 
 
 def _as_index_array(values, what: str) -> np.ndarray:
@@ -425,7 +277,7 @@ class BoxAccuracy(Metric):
                     f"Top-1/Top-5 Loc need predictions for every image: got them for "
                     f"{int(self.classified)} of {n}"
                 )
-            idx = _index_of(self.thresholds, loc_tau, "loc threshold")
+            idx = grid_index(self.thresholds, loc_tau, "loc threshold")
             out["Top-1 Loc"] = float(self.top1_loc[idx]) * 100.0 / n
             out["Top-5 Loc"] = float(self.top5_loc[idx]) * 100.0 / n
         out["iou_convention"] = "IoU > d/100" if self.strict_iou else "IoU >= d/100"

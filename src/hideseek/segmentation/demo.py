@@ -13,20 +13,19 @@ models' pseudo-masks (``demo-seg.png``) and appends every run's records to
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from hideseek.localization.data.scenes import SceneConfig, SyntheticScenes
-from hideseek.localization.data.voc import voc_palette
-from hideseek.localization.segmentation.pseudo import class_scores, pseudo_labels
-from hideseek.localization.segmentation.train import SegConfig, load_run, train, transforms
-from hideseek.results.tables import mean_std_table, render_table
+from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
+from hideseek.segmentation.voc import voc_palette
+from hideseek.segmentation.pseudo import class_scores, pseudo_labels
+from hideseek.segmentation.train import SegConfig, load_run, train, transforms
+from hideseek.results.compare import ComparePlan, run_comparison, write_tables
+from hideseek.results.tables import render_table
 
 __all__ = ["SegDemoPlan", "FULL", "QUICK", "run_seg_demo"]
 
@@ -42,12 +41,10 @@ THRESHOLDS = {"val bg threshold": ("val", "bg_threshold"), "train bg threshold":
 
 
 @dataclass(frozen=True)
-class SegDemoPlan:
-    """What the demo trains: one config per model, several seeds."""
+class SegDemoPlan(ComparePlan):
+    """What the demo trains (a :class:`~hideseek.results.compare.ComparePlan` of
+    :class:`SegConfig`) and how many test scenes its figure shows."""
 
-    base: SegConfig
-    models: dict = field(default_factory=dict)  # label -> (augmentation, params)
-    seeds: tuple[int, ...] = (0,)
     figure_images: int = 6
 
 
@@ -102,42 +99,31 @@ def _figure(plan: SegDemoPlan, checkpoints: dict[str, str], thresholds: dict[str
     return path
 
 
+def _rows(label: str, seed: int, config: SegConfig, out: dict) -> list[dict]:
+    results = out["results"]
+    return [{"method": label, "seed": seed,
+             **{column: results[split][key] for column, (split, key) in {**COLUMNS, **THRESHOLDS}.items()},
+             "train s": out["train_seconds"]}]
+
+
 def run_seg_demo(output_dir: str | Path = "results/demo-seg", *, quick: bool = False, plan: SegDemoPlan | None = None,
                  progress: bool = True) -> dict:
     """Train, score and draw; returns ``{"table", "markdown", "files", "rows", "seconds"}``."""
     plan = plan or (QUICK if quick else FULL)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    records = output_dir / "records.jsonl"
-    start = time.perf_counter()
-    rows, checkpoints, thresholds = [], {}, {}
-    torch.manual_seed(0)
-    for seed in plan.seeds:
-        for label, (augmentation, params) in plan.models.items():
-            config = replace(plan.base, augmentation=augmentation, aug_params=dict(params), seed=seed)
-            run = f"seg-{augmentation}-s{seed}"
-            out = train(config, output_dir / "runs" / run, records=records, progress=progress, run=run)
-            results = out["results"]
-            rows.append({"method": label, "seed": seed,
-                         **{column: results[split][key] for column, (split, key) in {**COLUMNS, **THRESHOLDS}.items()},
-                         "train s": out["train_seconds"]})
-            if seed == plan.seeds[0]:
-                checkpoints[label], thresholds[label] = out["checkpoint"], results["val"]["bg_threshold"]
-    frame = pd.DataFrame(rows)
-    table = mean_std_table(frame, "method", list(COLUMNS))
+    runs = run_comparison(plan, train, output_dir, rows=_rows, run_prefix="seg-", progress=progress)
+    table = runs.table(list(COLUMNS))
     scenes = plan.base.scenes
     caption = (f"Synthetic segmentation scenes ({scenes.get('num_classes')} classes, 1-3 objects, "
                f"{scenes.get('image_size')} px), CAM pseudo-mask mIoU, {plan.base.backbone}, "
                f"{len(plan.seeds)} seed(s); background threshold: oracle on the scored split, or chosen on val")
-    files = {}
-    for fmt, suffix in (("csv", "csv"), ("markdown", "md"), ("latex", "tex")):
-        path = output_dir / f"demo-seg.{suffix}"
-        path.write_text(render_table(table, fmt, caption=caption, label="tab:hideseek-seg-demo"))
-        files[fmt] = str(path)
-    runs = output_dir / "demo-seg-runs.csv"  # one row per run, with the chosen thresholds
-    frame.to_csv(runs, index=False, float_format="%.4f")
-    files["runs"] = str(runs)
+    files = write_tables(table, output_dir, "demo-seg", caption=caption, label="tab:hideseek-seg-demo")
+    path = output_dir / "demo-seg-runs.csv"  # one row per run, with the chosen thresholds
+    runs.rows.to_csv(path, index=False, float_format="%.4f")
+    files["runs"] = str(path)
+    checkpoints = {label: out["checkpoint"] for label, out in runs.first.items()}
+    thresholds = {label: out["results"]["val"]["bg_threshold"] for label, out in runs.first.items()}
     files["figure"] = str(_figure(plan, checkpoints, thresholds, output_dir / "demo-seg.png"))
-    files["records"] = str(records)
-    return {"table": table, "markdown": render_table(table, "markdown"), "files": files, "rows": frame,
-            "seconds": time.perf_counter() - start}
+    files["records"] = str(runs.records)
+    return {"table": table, "markdown": render_table(table, "markdown"), "files": files, "rows": runs.rows,
+            "seconds": runs.seconds()}

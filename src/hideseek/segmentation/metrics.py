@@ -14,7 +14,7 @@ torchmetrics reports such a class as 0.0 where :func:`iou_from_confusion` report
 split with no scored pixel gives NaN in both.
 
 :class:`MeanIoU` and :class:`ThresholdSweep` follow the accumulator life cycle of
-:mod:`hideseek.localization.metrics` (``update``, ``compute``, ``reset``, ``merge``,
+:class:`hideseek.cam.metric.Metric` (``update``, ``compute``, ``reset``, ``merge``,
 ``sync``) with integer count tensors as state.
 """
 
@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hideseek.localization.metrics import Metric, Oracle, ThresholdPolicy, cam_thresholds
+from hideseek.cam.metric import Metric
+from hideseek.cam.policies import Oracle, ThresholdPolicy, cam_thresholds
 
 __all__ = [
     "LabelError",
@@ -156,7 +157,7 @@ class ThresholdSweep(Metric):
     ``[tau, score_1, ..., score_K]`` with ties going to the background. State: counts
     ``(C, C, T + 1)`` of (GT label, best foreground class, number of grid thresholds
     strictly below the best score), so the confusion matrix at any grid threshold is a sum
-    of counts; exact, and the same labels as :func:`~hideseek.localization.segmentation.pseudo.pseudo_labels`.
+    of counts; exact, and the same labels as :func:`~hideseek.segmentation.pseudo.pseudo_labels`.
     """
 
     _states = ("counts", "num_images")

@@ -8,62 +8,20 @@ class c is ``sum_k W[c, k] * F_k`` over the last feature maps (Zhou et al., CVPR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import timm
 import torch
-import torch.nn.functional as F
 from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
-from hideseek.localization.cam import normalize_cams
+from hideseek.cam.backbones import backbone_error, drop_last_stride
+from hideseek.cam.maps import resize_cams
+from hideseek.cam.methods import ClassChoice, compute_cams
 
-__all__ = ["CAMNet", "POOLS", "backbone_error"]
+__all__ = ["CAMNet", "POOLS"]
 
 POOLS = ("avg", "max", "avgmax")
-
-
-def backbone_error(name: str) -> ValueError:
-    """The error for an unknown backbone: close matches first, then where to look."""
-    import difflib
-
-    names = timm.list_models()
-    close = difflib.get_close_matches(name, names, n=8, cutoff=0.6)
-    hint = f" Close matches: {', '.join(close)}." if close else ""
-    return ValueError(
-        f"unknown backbone {name!r}: not a timm model name.{hint} "
-        f"All {len(names)} names: python -c 'import timm; print(timm.list_models())'"
-    )
-
-
-def _drop_last_stride(model: nn.Module) -> None:
-    """Set every stride-2 conv/pool of the last down-sampling step to stride 1.
-
-    This is how the public WSOL benchmark enlarges the feature map (no dilation). The step
-    is found from timm's ``feature_info`` reductions: every layer registered after the
-    previous stage's module, up to the end of the last stage's module (some models, e.g.
-    Inception-v3, down-sample in blocks between the two).
-    """
-    info = model.feature_info
-    reductions = [entry["reduction"] for entry in info]
-    last = max(i for i in range(len(reductions)) if i == 0 or reductions[i] > reductions[i - 1])
-    if last == 0:
-        raise ValueError("large_feature_map: the backbone has no down-sampling stage to undo")
-    previous, current = info[last - 1]["module"], info[last]["module"]
-    names = [name for name, _ in model.named_modules()]
-    start = max(i for i, n in enumerate(names) if n == previous or n.startswith(previous + "."))
-    end = max(i for i, n in enumerate(names) if n == current or n.startswith(current + "."))
-    modules = dict(model.named_modules())
-    changed = 0
-    for name in names[start + 1 : end + 1]:
-        module = modules[name]
-        stride = getattr(module, "stride", None)
-        if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d) and stride in (2, (2, 2)):
-            module.stride = (1, 1) if isinstance(module, nn.Conv2d) else 1
-            changed += 1
-    if not changed:
-        raise ValueError(f"large_feature_map: found no stride-2 layer between {previous!r} and {current!r}")
 
 
 class CAMNet(nn.Module):
@@ -126,7 +84,7 @@ class CAMNet(nn.Module):
             self.backbone = timm.create_model(backbone, num_classes=0, global_pool="", **kwargs)
             channels = self.backbone.num_features
         if large_feature_map:
-            _drop_last_stride(self.backbone)
+            drop_last_stride(self.backbone)
             size = tuple(getattr(self.backbone, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))[-2:]
             try:
                 with torch.no_grad():
@@ -177,44 +135,31 @@ class CAMNet(nn.Module):
             out = self.feature_hide(out)
         return out
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes) from feature maps: pooling, then the linear classifier."""
+        return self.classifier(self.pool(features))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes)."""
-        return self.classifier(self.pool(self.features(x)))
+        return self.classify(self.features(x))
 
     # ------------------------------------------------------------------ CAMs
 
-    def raw_cams(self, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """Un-normalised CAMs (B, k, h, w) of ``classes`` (B, k) from feature maps."""
-        weights = self.classifier.weight[classes]  # (B, k, K)
-        return torch.einsum("bkc,bchw->bkhw", weights.to(features.dtype), features)
-
-    def maps(self, features: torch.Tensor, classes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """CAMs of ``classes`` (B, k) from feature maps, upsampled (bicubic) to ``size`` and
-        min-max normalised per map: (B, k, H, W) float32."""
-        maps = self.raw_cams(features, classes).float()
-        maps = F.interpolate(maps, size=size, mode="bicubic", align_corners=False)
-        return normalize_cams(maps)
-
-    @torch.no_grad()
     def cams(
         self,
         x: torch.Tensor,
-        classes: torch.Tensor | Sequence[int] | None = None,
+        classes: ClassChoice = None,
         topk: int = 1,
         size: tuple[int, int] | None = None,
+        method: str = "cam",
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CAMs for given classes (e.g. GT) or the top-k predicted ones.
 
-        Returns ``(maps, classes, logits)``: maps (B, k, H, W) upsampled (bicubic) to the
-        input size (or ``size``) and min-max normalised per map; classes (B, k); logits
-        (B, num_classes). Runs in whatever mode the model is in: call ``eval()`` first.
+        Returns ``(maps, classes, logits)``: maps (B, k, H, W) float32 upsampled (bicubic)
+        to the input size (or ``size``) and min-max normalised per map; classes (B, k);
+        logits (B, num_classes). ``method`` names a registered CAM method
+        (:mod:`hideseek.cam.methods`; ``"cam"`` is vanilla CAM). Runs in whatever mode the
+        model is in: call ``eval()`` first.
         """
-        features = self.features(x)
-        logits = self.classifier(self.pool(features))
-        if classes is None:
-            classes = logits.topk(min(topk, self.num_classes), dim=1).indices
-        else:
-            classes = torch.as_tensor(classes, device=x.device, dtype=torch.long)
-            if classes.ndim == 1:
-                classes = classes[:, None]
-        return self.maps(features, classes, size or tuple(x.shape[-2:])), classes, logits
+        raw, classes, logits = compute_cams(self, x, classes, method=method, topk=topk)
+        return resize_cams(raw, size or tuple(x.shape[-2:])), classes, logits

@@ -41,7 +41,7 @@ from PIL import Image
 from hideseek.engine import ConfigDict
 from hideseek.localization.data import synthetic as objects
 from hideseek.localization.data.dataset import default_cache_dir, pixel_stats
-from hideseek.localization.data.voc import VOCSegmentation, write_label_png
+from hideseek.segmentation.voc import VOCSegmentation, write_label_png
 
 __all__ = ["SCENE_VERSION", "SceneConfig", "SyntheticScenes", "render_scene", "scene_classes", "scene_hash",
            "write_scenes"]
@@ -224,7 +224,7 @@ def write_scenes(root: str | Path, config: SceneConfig | None = None, progress: 
         objects.run_chunks(jobs, _write_scene_chunk, workers, f"synthetic scenes -> {root}" if progress else None)
         for split in SPLITS:
             (lists / f"{split}.txt").write_text("".join(f"{scene_id(split, i)}\n" for i in range(config.size(split))))
-        objects.end_write(root, {"generator": "hideseek.localization.data.scenes", "version": SCENE_VERSION,
+        objects.end_write(root, {"generator": "hideseek.segmentation.scenes", "version": SCENE_VERSION,
                                  "hash": scene_hash(config), "config": config.to_dict()})
         return root
 
@@ -233,7 +233,7 @@ def write_scenes(root: str | Path, config: SceneConfig | None = None, progress: 
 
 class SyntheticScenes:
     """The scene benchmark, written once under ``<cache>/scenes/<hash12>/`` (``root``
-    overrides), opened split by split as :class:`~hideseek.localization.data.voc.VOCSegmentation`."""
+    overrides), opened split by split as :class:`~hideseek.segmentation.voc.VOCSegmentation`."""
 
     def __init__(self, config: SceneConfig | None = None, root: str | Path | None = None,
                  cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = None):

@@ -1,7 +1,7 @@
 """Multi-label CAM training and CAM pseudo-mask scoring: ``hideseek seg train`` / ``predict``.
 
 A run is one :class:`SegConfig` (saved in the checkpoint). The model is the localization
-room's :class:`~hideseek.localization.models.CAMNet` with one output per object class
+room's :class:`~hideseek.cam.model.CAMNet` with one output per object class
 (no background), trained from image-level labels alone with the multi-label soft-margin
 loss; Hide-and-Seek (or any image augmentation of the registry) hides patches of the
 normalised batch, keyed by each image's index in the training split.
@@ -20,94 +20,68 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from hideseek import engine
-from hideseek.augment import available as available_augmentations
-from hideseek.augment import set_epoch, using_sample_ids
-from hideseek.engine import ConfigDict
-from hideseek.localization.data.scenes import SceneConfig, SyntheticScenes
-from hideseek.localization.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, collate_seg, write_label_png
-from hideseek.localization.metrics import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds
-from hideseek.localization.models import POOLS, CAMNet, backbone_error
-from hideseek.localization.segmentation.metrics import ThresholdSweep
-from hideseek.localization.segmentation.pseudo import class_scores, pseudo_labels
-from hideseek.localization.train import IMAGENET_MEAN, IMAGENET_STD, _optimizer, _scheduler, build_model
-from hideseek.results.records import append_record, make_record
+from hideseek.augment import using_sample_ids
+from hideseek.cam.model import CAMNet
+from hideseek.cam.policies import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds
+from hideseek.cam.recipe import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageRunConfig,
+    build_image_model,
+    build_optimizer,
+    build_scheduler,
+    image_transforms,
+)
+from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, train_run, write_record
+from hideseek.engine.lifecycle import load_run as _load_run
+from hideseek.segmentation.metrics import ThresholdSweep
+from hideseek.segmentation.pseudo import class_scores, pseudo_labels
+from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
+from hideseek.segmentation.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, collate_seg, write_label_png
 
-__all__ = ["SegConfig", "calibrated_policy", "evaluate_checkpoint", "load_run", "open_splits", "predict",
-           "score_split", "train"]
+__all__ = ["DATASETS", "SegConfig", "SegTask", "calibrated_policy", "evaluate_checkpoint", "load_run", "open_splits",
+           "predict", "score_split", "train", "transforms"]
 
 DATASETS = ("synthetic", "voc")
 
 
 @dataclass
-class SegConfig(ConfigDict):
-    """Everything that defines a segmentation run.
+class SegConfig(ImageRunConfig):
+    """Everything that defines a segmentation run (the shared fields are
+    :class:`~hideseek.cam.recipe.ImageRunConfig`'s).
 
     ``dataset`` is ``"synthetic"`` (the scene benchmark; ``scenes`` holds
-    :class:`~hideseek.localization.data.scenes.SceneConfig` overrides) or ``"voc"``
+    :class:`~hideseek.segmentation.scenes.SceneConfig` overrides) or ``"voc"``
     (``data_root`` = ``VOCdevkit/VOC2012``; ``train_split`` may be ``train_aug``).
     ``eval_splits`` are scored after training (default: train, val, and test where the
-    dataset has one); thresholds are calibrated on ``calibration_split``. The model,
-    augmentation and optimisation fields mean what they mean in
-    :class:`~hideseek.localization.train.LocConfig`.
+    dataset has one); thresholds are calibrated on ``calibration_split``.
     """
 
-    dataset: str = "synthetic"
-    data_root: str | None = None
+    DATASETS: ClassVar[tuple[str, ...]] = DATASETS
+
+    feature_stage: int | None = 2
     scenes: dict = field(default_factory=dict)
     train_split: str = "train"
     eval_splits: tuple[str, ...] | None = None
     calibration_split: str = "val"
-    backbone: str = "resnet18"
-    pool: str = "avg"
-    feature_stage: int | None = 2
-    large_feature_map: bool = False
-    pretrained_file: str | None = None
-    augmentation: str = "none"
-    aug_params: dict = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"
-    lr_step: int = 30
-    classifier_lr_ratio: float = 1.0
-    resize_size: int = 96
-    crop_size: int = 96
-    hflip: bool = True
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"
-    amp: bool = True
     threshold_interval: float = 0.01
     include_difficult: bool = True
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; valid choices: {', '.join(DATASETS)}")
+        super().__post_init__()
         if self.dataset == "voc" and not self.data_root:
             raise ValueError("dataset 'voc' needs data_root (VOCdevkit/VOC2012)")
-        if not timm.is_model(self.backbone):
-            raise backbone_error(self.backbone)
-        if self.pool not in POOLS:
-            raise ValueError(f"unknown pool {self.pool!r}; valid choices: {', '.join(POOLS)}")
-        if self.augmentation not in available_augmentations():
-            raise ValueError(
-                f"unknown augmentation {self.augmentation!r}; available: {', '.join(available_augmentations())}")
         if self.eval_splits is None:
             self.eval_splits = ("train", "val", "test") if self.dataset == "synthetic" else ("train", "val")
         self.eval_splits = tuple(self.eval_splits)
@@ -119,20 +93,10 @@ class SegConfig(ConfigDict):
 # --------------------------------------------------------------------------- data
 
 
-def transforms(config: SegConfig, train: bool) -> v2.Compose:
+def transforms(config: SegConfig, train: bool):
     """Train: resize, random crop, flip; eval: resize to the crop size (maps are upsampled
-    back to each image's own size for scoring)."""
-    if config.mean is None or config.std is None:
-        raise ValueError("normalisation is not resolved yet: open the data with open_splits() first")
-    steps: list = [v2.ToImage()]
-    if train:
-        steps += [v2.Resize((config.resize_size, config.resize_size), antialias=True), v2.RandomCrop(config.crop_size)]
-        if config.hflip:
-            steps.append(v2.RandomHorizontalFlip())
-    else:
-        steps += [v2.Resize((config.crop_size, config.crop_size), antialias=True)]
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.mean, config.std)]
-    return v2.Compose(steps)
+    back to each image's own size for scoring). The image-run recipe's transforms."""
+    return image_transforms(config, train)
 
 
 def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True, train_split: bool = False) -> dict:
@@ -171,8 +135,8 @@ def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True,
 class _SweepScorer:
     """Per batch: pseudo-mask scores at each image's own size -> ThresholdSweep."""
 
-    def __init__(self, sweep: ThresholdSweep):
-        self.sweep = sweep
+    def __init__(self, sweep: ThresholdSweep, method: str = "cam"):
+        self.sweep, self.method = sweep, method
 
     def __call__(self, model: CAMNet, batch: dict) -> None:
         images, labels = batch["image"], batch["labels"]
@@ -183,10 +147,10 @@ class _SweepScorer:
             if masks[j] is None:
                 raise FileNotFoundError(f"image {image_id!r}: no ground-truth mask to score the pseudo-mask against")
         if same:
-            scores = class_scores(model, images, labels)
+            scores = class_scores(model, images, labels, method=self.method)
             self.sweep.update(scores.cpu(), torch.from_numpy(np.stack(masks)), name=", ".join(batch["image_id"][:3]))
             return
-        for j, scores in enumerate(class_scores(model, images, labels, sizes)):
+        for j, scores in enumerate(class_scores(model, images, labels, sizes, method=self.method)):
             self.sweep.update(scores.cpu(), torch.from_numpy(masks[j]), name=batch["image_id"][j])
 
 
@@ -196,7 +160,7 @@ def score_split(model: CAMNet, config: SegConfig, dataset: VOCSegmentation, *, c
     names = ("background", *dataset.classes)
     sweep = ThresholdSweep(len(names), cam_thresholds(config.threshold_interval), IGNORE_INDEX, names)
     # fp32 always: reduced precision would move the argmax between classes
-    stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=_SweepScorer(sweep),
+    stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=_SweepScorer(sweep, config.cam_method),
                             amp=False, num_workers=config.num_workers, collate_fn=collate_seg, progress=progress,
                             desc=f"pseudo-masks {dataset.split}")
     sweep.sync()
@@ -215,13 +179,9 @@ def calibrated_policy(result: dict, source: str = "val") -> Calibrated:
     return Calibrated({"mIoU": float(result["bg_threshold"])}, source=source)
 
 
-def _record(config: SegConfig, run: str, split: str, result: dict, ctx, wall_time: float, records: Path) -> None:
-    if not ctx.is_main:
-        return
-    metrics = {k: v for k, v in result.items() if k != "policy"}
-    append_record(records, make_record(task="seg", dataset=config.dataset, split=split, metrics=metrics,
-                                       config=config.to_dict(), policy=result["policy"], seed=config.seed,
-                                       device=str(ctx.device), wall_time=wall_time, run=run))
+def _record(config: SegConfig, run: str, split: str, result: dict, ctx, wall_time: float, records: Path | None) -> None:
+    write_record("seg", config, run=run, split=split, metrics={k: v for k, v in result.items() if k != "policy"},
+                 policy=result["policy"], ctx=ctx, wall_time=wall_time, records=records)
 
 
 def evaluate_splits(model: CAMNet, config: SegConfig, data: dict, *, ctx, run: str, records: Path | None,
@@ -241,39 +201,28 @@ def evaluate_splits(model: CAMNet, config: SegConfig, data: dict, *, ctx, run: s
         out[split] = results[0]
         if len(results) > 1:
             out[f"{split}_calibrated"] = results[1]
-        if records:
-            for result in results:
-                _record(config, run, split, result, ctx, time.perf_counter() - start, records)
+        for result in results:
+            _record(config, run, split, result, ctx, time.perf_counter() - start, records)
     return out
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- the task
 
 
-def train(config: SegConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
-          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
-    """Train a multi-label CAM model, then (optionally) score pseudo-masks and append records.
+class SegTask(Task):
+    """Segmentation: multi-label CAM training with the soft-margin loss, pseudo-mask scoring."""
 
-    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
-    """
-    output_dir = Path(output_dir)
-    run = run or output_dir.name
-    ctx = engine.setup(config.device, config.seed)
-    try:
-        start = time.perf_counter()
-        splits = config.eval_splits if evaluate else ()
-        if ctx.is_main:
-            data = open_splits(config, splits, progress=progress, train_split=True)
-        engine.barrier()
-        if not ctx.is_main:
-            data = open_splits(config, splits, progress=False, train_split=True)
-        config = data["config"]
+    name = "seg"
+    config_class = SegConfig
+    collate = staticmethod(collate_seg)
+
+    def open_data(self, config: SegConfig, *, train: bool, evaluate: bool, progress: bool) -> dict:
+        return open_splits(config, config.eval_splits if evaluate else (), progress=progress, train_split=train)
+
+    def build(self, config: SegConfig, data: Mapping, ctx: engine.RunContext) -> TrainParts:
         classes = list(data["classes"])
-        model, augmentation = build_model(config, len(classes))
-        optimizer = _optimizer(config, model)
-        trainer = engine.Trainer(model, optimizer, ctx=ctx, output_dir=output_dir, amp=config.amp, progress=progress,
-                                 scheduler=_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
-                                 scheduler_interval="step")
+        model, augmentation = build_image_model(config, len(classes))
+        optimizer = build_optimizer(config, model)
 
         def step(model, batch, epoch):
             images, labels, ids = batch["image"], batch["labels"], batch["index"]
@@ -284,63 +233,41 @@ def train(config: SegConfig, output_dir: str | Path, *, records: str | Path | No
                 logits = model(images)
             return F.multilabel_soft_margin_loss(logits.float(), labels)
 
-        def on_epoch_start(epoch: int) -> None:
-            if augmentation is not None:
-                augmentation.set_epoch(epoch)
-            set_epoch(trainer.model, epoch)
+        return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
+                          augmentation, extra={"classes": classes})
 
-        fit = trainer.fit(data["fit"], epochs=config.epochs, batch_size=config.batch_size, step_fn=step,
-                          num_workers=config.num_workers, collate_fn=collate_seg, resume=resume,
-                          extra={"task": "seg", "config": config.to_dict(), "classes": classes, "run": run},
-                          on_epoch_start=on_epoch_start)
-        train_seconds = time.perf_counter() - start
-        results = {}
-        if evaluate:
-            results = evaluate_splits(trainer.model, config, data, ctx=ctx, run=run,
-                                      records=Path(records) if records else None, progress=progress)
-        return {"run": run, "output_dir": str(output_dir), "checkpoint": fit["checkpoint"], "fit": fit,
-                "results": results, "train_seconds": train_seconds}
-    finally:
-        engine.teardown(ctx)
+    def model_from_checkpoint(self, config: SegConfig, extra: Mapping) -> CAMNet:
+        return build_image_model(config, len(extra["classes"]))[0]
+
+    def evaluate(self, model, config, data, *, ctx, run, records, output_dir, extra, progress) -> dict:
+        return evaluate_splits(model, config, data, ctx=ctx, run=run, records=records, progress=progress)
+
+
+TASK = SegTask()
+
+
+def train(config: SegConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
+          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
+    """Train a multi-label CAM model, then (optionally) score pseudo-masks and append records.
+
+    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
+    """
+    return train_run(TASK, config, output_dir, records=records, resume=resume, progress=progress,
+                     evaluate=evaluate, run=run)
 
 
 def load_run(checkpoint: str | Path) -> tuple[SegConfig, CAMNet, dict]:
-    """Config, model with trained weights, and checkpoint info of a ``seg train`` run."""
-    checkpoint = Path(checkpoint)
-    extra = engine.read_checkpoint(checkpoint).get("extra") or {}
-    if extra.get("task") != "seg" or "config" not in extra:
-        raise ValueError(f"{checkpoint}: not a 'hideseek seg train' checkpoint (no segmentation run config inside)")
-    config = SegConfig.from_dict(extra["config"])
-    model, _ = build_model(config, len(extra["classes"]))
-    info = engine.load_checkpoint_weights(checkpoint, model)
-    return config, model, info
-
-
-def _with_overrides(config: SegConfig, data_root: str | None, device: str | None) -> SegConfig:
-    if data_root:
-        config = dataclasses.replace(config, data_root=str(data_root))
-    if device:
-        config = dataclasses.replace(config, device=device)
-    return config
+    """Config, model with trained weights, and the checkpoint's ``extra`` of a ``seg train`` run."""
+    return _load_run(TASK, checkpoint)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] | None = None,
                         records: str | Path | None = None, data_root: str | None = None,
                         device: str | None = None, progress: bool = True) -> dict:
     """Score a saved run's pseudo-masks on its data (threshold sweep, oracle + calibrated)."""
-    config, model, info = load_run(checkpoint)
-    config = _with_overrides(config, data_root, device)
-    if splits:
-        config = dataclasses.replace(config, eval_splits=tuple(splits))
-    ctx = engine.setup(config.device, config.seed)
-    try:
-        model.to(ctx.device)
-        data = open_splits(config, config.eval_splits, progress=progress)
-        run = str((info.get("extra") or {}).get("run", Path(checkpoint).parent.name))
-        return evaluate_splits(model, config, data, ctx=ctx, run=run, records=Path(records) if records else None,
-                               progress=progress)
-    finally:
-        engine.teardown(ctx)
+    overrides = {"data_root": str(data_root) if data_root else None, "device": device,
+                 "eval_splits": tuple(splits) if splits else None}
+    return evaluate_run(TASK, checkpoint, overrides=overrides, records=records, progress=progress)
 
 
 def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, threshold: float | None = None,
@@ -369,8 +296,11 @@ def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, thres
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
         policy = Fixed(float(threshold))
-    config, model, info = load_run(checkpoint)
-    config = _with_overrides(config, data_root, device)
+    config, model, extra = load_run(checkpoint)
+    if data_root:
+        config = dataclasses.replace(config, data_root=str(data_root))
+    if device:
+        config = dataclasses.replace(config, device=device)
     ctx = engine.setup(config.device, config.seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -387,12 +317,13 @@ def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, thres
                 images = batch["image"].to(ctx.device)
                 sizes = [(h, w) for w, h in batch["size"]]
                 for image_id, scores in zip(batch["image_id"],
-                                            class_scores(model, images, batch["labels"].to(ctx.device), sizes)):
+                                            class_scores(model, images, batch["labels"].to(ctx.device), sizes,
+                                                         method=config.cam_method)):
                     write_label_png(output_dir / f"{image_id}.png", pseudo_labels(scores, threshold).cpu().numpy())
                     written += 1
     finally:
         engine.teardown(ctx)
-    manifest = {"run": str((info.get("extra") or {}).get("run", Path(checkpoint).parent.name)),
+    manifest = {"run": str(extra.get("run", Path(checkpoint).parent.name)),
                 "checkpoint": str(checkpoint), "split": split, "num_images": written, "bg_threshold": threshold,
                 "policy": policy.describe(), "classes": ["background", *data["classes"]],
                 "seconds": time.perf_counter() - start}

@@ -9,7 +9,7 @@ Nothing here downloads anything. Weights come from one of two places:
 * a local file given as ``pretrained_file`` for any timm model: a state dict, or a
   checkpoint dict holding one under ``state_dict`` / ``model`` / ``state_dict_ema``.
 
-``camnet_from_imagenet`` puts such weights into a :class:`~hideseek.localization.models.CAMNet`
+``camnet_from_imagenet`` puts such weights into a :class:`~hideseek.cam.model.CAMNet`
 with 1000 outputs: the backbone gets the feature extractor and ``CAMNet.classifier`` the
 ImageNet linear head, so the CAMs are those of the real ImageNet classes.
 """
@@ -23,7 +23,8 @@ import timm
 import torch
 from torch import nn
 
-from hideseek.localization.models import CAMNet, backbone_error
+from hideseek.cam.backbones import backbone_error
+from hideseek.cam.model import CAMNet
 
 __all__ = [
     "LITE0_BACKBONE",

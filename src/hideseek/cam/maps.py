@@ -2,15 +2,17 @@
 
 ``normalize_cams`` follows the public WSOL benchmark: each map is shifted by its minimum
 and divided by its (shifted) maximum; a map that is constant or holds a NaN becomes all
-zeros.
+zeros. ``resize_cams`` is the WSOL convention for raw maps: bicubic upsampling to the
+image, then ``normalize_cams``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-__all__ = ["normalize_cams", "nearest_indices"]
+__all__ = ["nearest_indices", "normalize_cams", "resize_cams"]
 
 
 def normalize_cams(cams: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -30,6 +32,12 @@ def normalize_cams(cams: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray
     bad = torch.isnan(flat).any(dim=-1, keepdim=True) | (high == 0)
     out = torch.where(bad, torch.zeros_like(flat), shifted / torch.where(bad, torch.ones_like(high), high))
     return out.reshape(cams.shape)
+
+
+def resize_cams(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Raw maps (B, k, h, w) -> float32 (B, k, H, W): bicubic to ``size``, min-max normalised."""
+    maps = F.interpolate(raw.float(), size=tuple(size), mode="bicubic", align_corners=False)
+    return normalize_cams(maps)
 
 
 def nearest_indices(source: int, target: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Per image (the convention of CAM-based weakly-supervised segmentation, e.g. IRN):
 
-1. the CAM ``sum_k W[c, k] F_k`` of every class c in the image-level label set, ReLU,
+1. the CAM (``sum_k W[c, k] F_k`` for vanilla CAM, or another method of
+   :mod:`hideseek.cam.methods`) of every class c in the image-level label set, ReLU,
    upsampled (bilinear) to the image size;
 2. each map divided by its own maximum (so every present class peaks at 1; a map that is
    nowhere positive stays 0);
@@ -18,23 +19,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hideseek.localization.models import CAMNet
+from hideseek.cam.methods import compute_cams
+from hideseek.cam.model import CAMNet
 
 __all__ = ["class_scores", "pseudo_labels"]
 
 
 def class_scores(model: CAMNet, images: torch.Tensor, labels: torch.Tensor,
-                 sizes: list[tuple[int, int]] | None = None, eps: float = 1e-5) -> list[torch.Tensor] | torch.Tensor:
+                 sizes: list[tuple[int, int]] | None = None, eps: float = 1e-5,
+                 method: str = "cam") -> list[torch.Tensor] | torch.Tensor:
     """Foreground scores of the image-level classes, float32 in [0, 1].
 
     ``images`` (B, 3, h, w) normalised network inputs; ``labels`` (B, K) multi-hot. With
     ``sizes`` (one ``(height, width)`` per image) each image's maps are upsampled to its own
     size and a list of (K, H, W) tensors is returned; without, one (B, K, h, w) tensor at
-    the input size.
+    the input size. ``method`` names the CAM method (:mod:`hideseek.cam.methods`).
     """
-    features = model.features(images)
     classes = torch.arange(model.num_classes, device=images.device).expand(images.shape[0], -1)
-    raw = model.raw_cams(features, classes).float().relu()
+    raw, _, _ = compute_cams(model, images, classes, method=method)
+    raw = raw.float().relu()
     present = (labels > 0.5).to(raw.device)
 
     def finish(maps: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,172 @@
+"""The image-run recipe that WSOL localization and segmentation share.
+
+:class:`ImageRunConfig` holds the fields of a CAM training run on images (backbone,
+augmentation, optimisation, input size, normalisation, device); each task's config derives
+from it and adds its data and scoring fields. The builders turn such a config into the
+run's parts: input transforms (the WSOL benchmark's: train resize + random crop + flip,
+eval resize to the crop), the CAM model with its batch augmentation, the optimiser (the
+classifier's learning rate scaled by ``classifier_lr_ratio``) and the per-step schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torchvision.transforms import v2
+
+from hideseek.augment import available as available_augmentations
+from hideseek.augment import create as create_augmentation
+from hideseek.augment import insert_feature_hide
+from hideseek.cam.backbones import check_backbone
+from hideseek.cam.methods import get_cam_method
+from hideseek.cam.model import POOLS, CAMNet
+from hideseek.engine import ConfigDict
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "ImageRunConfig",
+    "build_image_model",
+    "build_optimizer",
+    "build_scheduler",
+    "image_transforms",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+
+
+def _choice(kind: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(choices)}")
+
+
+@dataclass
+class ImageRunConfig(ConfigDict):
+    """The fields every CAM training run on images has.
+
+    ``dataset`` is one of the task's ``DATASETS``; ``mean``/``std`` are resolved when the
+    data is opened (the dataset's own statistics for synthetic data, ImageNet's for real
+    data) and stored with the run, so Hide-and-Seek's fill 0 is the normalisation mean.
+    ``cam_method`` names the CAM method of the run's evaluation (:mod:`hideseek.cam.methods`).
+    """
+
+    DATASETS: ClassVar[tuple[str, ...]] = ("synthetic",)
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    backbone: str = "resnet18"
+    pool: str = "avg"
+    feature_stage: int | None = None
+    large_feature_map: bool = False
+    pretrained_file: str | None = None
+    augmentation: str = "none"
+    aug_params: dict = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    lr_step: int = 30
+    classifier_lr_ratio: float = 1.0
+    resize_size: int = 96
+    crop_size: int = 96
+    hflip: bool = True
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+    cam_method: str = "cam"
+
+    _tuple_fields = ("mean", "std")
+
+    def __post_init__(self):
+        _choice("dataset", self.dataset, self.DATASETS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        # names are checked before any data is generated or read
+        check_backbone(self.backbone)
+        _choice("pool", self.pool, POOLS)
+        if self.augmentation not in available_augmentations():
+            raise ValueError(
+                f"unknown augmentation {self.augmentation!r}; available: {', '.join(available_augmentations())}"
+            )
+        get_cam_method(self.cam_method)
+
+
+def image_transforms(config: ImageRunConfig, train: bool) -> v2.Compose:
+    """WSOL-benchmark style: train resize + random crop + flip, eval resize to the crop."""
+    if config.mean is None or config.std is None:
+        raise ValueError("normalisation is not resolved yet: open the data with open_splits() first")
+    steps: list = [v2.ToImage()]
+    if train:
+        steps += [v2.Resize((config.resize_size, config.resize_size), antialias=True), v2.RandomCrop(config.crop_size)]
+        if config.hflip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        steps += [v2.Resize((config.crop_size, config.crop_size), antialias=True)]
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.mean, config.std)]
+    return v2.Compose(steps)
+
+
+def build_image_model(config: ImageRunConfig, num_classes: int) -> tuple[CAMNet, torch.nn.Module | None]:
+    """The CAM model and, for image augmentations, the batch augmentation module.
+
+    ``feature-has`` goes inside the model: after the backbone submodule named by the
+    ``after`` parameter (e.g. ``layer1``), or on the last feature maps when not given.
+    """
+    params = dict(config.aug_params)
+    params.setdefault("seed", config.seed)
+    augmentation = feature_hide = after = None
+    if config.augmentation == "feature-has":
+        after = params.pop("after", None)
+        if after is None:
+            feature_hide = create_augmentation("feature-has", **params)
+    else:
+        augmentation = create_augmentation(config.augmentation, **params)
+        if augmentation.kind != "image":
+            raise ValueError(f"augmentation {config.augmentation!r} is for {augmentation.kind} input, not image batches")
+    model = CAMNet(config.backbone, num_classes, pool=config.pool, pretrained_file=config.pretrained_file,
+                   large_feature_map=config.large_feature_map, feature_stage=config.feature_stage,
+                   feature_hide=feature_hide)
+    if after is not None:
+        insert_feature_hide(model.backbone, after, **params)
+    return model, augmentation
+
+
+def build_optimizer(config: ImageRunConfig, model: CAMNet) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or AdamW; the classifier's lr is ``classifier_lr_ratio`` x ``lr``
+    (the WSOL benchmark trains its new head 10x faster than the pretrained backbone)."""
+    head = list(model.classifier.parameters())
+    head_ids = {id(p) for p in head}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": config.lr},
+              {"params": head, "lr": config.lr * config.classifier_lr_ratio}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: ImageRunConfig, optimizer: torch.optim.Optimizer, samples: int, world_size: int):
+    """Per-step LR schedule: one-cycle (peak = each group's lr), cosine decay, x0.1 every
+    ``lr_step`` epochs (the WSOL benchmark's), or constant (None)."""
+    if config.schedule == "constant":
+        return None
+    per_rank = math.ceil(samples / world_size)  # DistributedSampler pads to equal shards
+    steps_per_epoch = math.ceil(per_rank / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=max(total, 1))
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(config.lr_step * steps_per_epoch, 1), gamma=0.1)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))
