@@ -5,8 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from hideseek.action.detect import (DetectConfig, detect_video, group_runs, segment_scores, temporal_nms,
-                                    to_results_json, write_predictions)
+from hideseek.action.detect import (
+    DetectConfig,
+    detect_video,
+    group_runs,
+    segment_scores,
+    temporal_nms,
+    to_results_json,
+    write_predictions,
+)
 from hideseek.action.protocols import evaluate
 
 

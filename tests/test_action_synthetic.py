@@ -6,8 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from hideseek.action.synthetic import (FEATURE_DIM, PARTIAL_FILE, SyntheticVideo, SyntheticVideoConfig,
-                                       frame_descriptors, render_video, write_benchmark)
+from hideseek.action.synthetic import (
+    FEATURE_DIM,
+    PARTIAL_FILE,
+    SyntheticVideo,
+    SyntheticVideoConfig,
+    frame_descriptors,
+    render_video,
+    write_benchmark,
+)
 from hideseek.action.video import VideoReader
 
 TINY = SyntheticVideoConfig(train=3, test=2, min_duration_s=15.0, max_duration_s=16.0, max_instances=2)

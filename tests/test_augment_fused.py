@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hideseek.augment import hide_patches, normalize, normalize_and_hide, patch_mask
 

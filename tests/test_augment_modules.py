@@ -7,8 +7,16 @@ import torch
 from torch import nn
 
 import hideseek.augment as A
-from hideseek.augment import (FeatureHide, HideAndSeek, available, create,
-                              hide_patches, insert_feature_hide, register, using_sample_ids)
+from hideseek.augment import (
+    FeatureHide,
+    HideAndSeek,
+    available,
+    create,
+    hide_patches,
+    insert_feature_hide,
+    register,
+    using_sample_ids,
+)
 
 EXPECTED = {"none", "has", "has-16", "has-32", "has-44", "has-56", "has-mixed", "cutout",
             "random-erasing", "feature-has", "frame-has"}

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hideseek.augment import HideAndSeekBatch, cutout, cutout_mask, hide_patches, patch_mask
-from hideseek.augment import _hash
+from hideseek.augment import HideAndSeekBatch, _hash, cutout, cutout_mask, hide_patches, patch_mask
 from hideseek.augment.reference import hide_patches_loop
 
 FAST = settings(max_examples=25, deadline=None)

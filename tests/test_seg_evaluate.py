@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from hideseek.cli import main
-from hideseek.segmentation.voc import VOC_CLASSES, voc_palette, write_label_png
 from hideseek.segmentation.evaluate import SegEvaluationError, evaluate_label_dirs
 from hideseek.segmentation.metrics import MeanIoU
+from hideseek.segmentation.voc import VOC_CLASSES, voc_palette, write_label_png
 
 IDS = ["2007_000032", "2007_000039", "2007_000063"]
 

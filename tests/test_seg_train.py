@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from hideseek.cli import main
-from hideseek.segmentation.demo import run_seg_demo
 from hideseek.results.records import read_records
+from hideseek.segmentation.demo import run_seg_demo
 
 
 @pytest.fixture(scope="module")

@@ -148,8 +148,8 @@ def test_train_aug_falls_back_to_segmentation_class_aug(devkit):
 
 
 def test_collate_and_transform(devkit):
-    from torchvision.transforms import v2
     import torch
+    from torchvision.transforms import v2
 
     shown = v2.Compose([v2.ToImage(), v2.Resize((16, 16)), v2.ToDtype(torch.float32, scale=True)])
     data = VOCSegmentation(devkit, "trainval", shown)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hideseek.action.train import ActionConfig, torch_threads, load_run, open_data, train
+from hideseek.action.train import ActionConfig, load_run, open_data, torch_threads, train
 from hideseek.results.compare import ComparePlan, run_comparison, write_tables
 from hideseek.results.tables import render_table
 
@@ -67,8 +67,8 @@ def _figure(plan: ActionDemoPlan, checkpoints: dict[str, str], path: Path) -> Pa
     (min-max normalised over the video)."""
     from PIL import Image, ImageDraw
 
-    from hideseek.action.train import evaluate_model
     from hideseek import engine
+    from hideseek.action.train import evaluate_model
 
     cams = {}
     config = data = None
@@ -92,7 +92,7 @@ def _figure(plan: ActionDemoPlan, checkpoints: dict[str, str], path: Path) -> Pa
     draw = ImageDraw.Draw(image)
     y = pad
     for video, c, duration in rows:
-        def bar(segments, colour, top):
+        def bar(segments, colour, top, duration=duration):
             for s, e in segments:
                 draw.rectangle([label_w + s / duration * width, top, label_w + e / duration * width, top + strip - 2],
                                fill=colour)

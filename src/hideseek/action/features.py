@@ -154,7 +154,8 @@ class FrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         out = self.model(self.preprocess(frames))
         if out.ndim != 2:
-            raise ValueError(f"backbone {self.backbone!r} returned features of shape {tuple(out.shape)}, expected (N, D)")
+            raise ValueError(f"backbone {self.backbone!r} returned features of shape {tuple(out.shape)}, "
+                             "expected (N, D)")
         return out.float()
 
 

@@ -75,7 +75,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numba
 import numpy as np
@@ -94,7 +94,7 @@ __all__ = [
     "segment_iou",
 ]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 PROTOCOLS = ("activitynet", "thumos14", "wtalc")
 DEFAULT_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 _AVERAGE_RANGES = ("0.1:0.5", "0.3:0.7", "0.1:0.7")
@@ -129,7 +129,7 @@ class Predictions:
 def _read_json(src: PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(src, Mapping):
         return src
-    with open(src, "r", encoding="utf-8") as fh:
+    with open(src, encoding="utf-8") as fh:
         return json.load(fh)
 
 
@@ -232,7 +232,7 @@ def load_ambiguous(
         rows = [(v, s, e) for v, segs in src.items() for s, e in np.asarray(segs, float).reshape(-1, 2)]
     elif isinstance(src, (str, os.PathLike)):
         rows = []
-        with open(src, "r", encoding="utf-8") as fh:
+        with open(src, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line or line.startswith("#"):
@@ -303,22 +303,6 @@ def non_interpolated_ap(tp: np.ndarray, npos: int) -> np.ndarray:
 # are FPs at every threshold and are skipped by the loops.
 
 
-def _match_activitynet(iou: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    T, (P, G) = len(thr), iou.shape
-    tp = np.zeros((T, P), dtype=bool)
-    if G == 0:
-        return tp
-    free = np.ones((T, G), dtype=bool)
-    rows = np.arange(T)
-    for i in np.flatnonzero(iou.max(axis=1) > 0):
-        cand = np.where(free, iou[i][None, :], -1.0)  # (T, G)
-        j = cand.argmax(axis=1)  # first index among ties
-        ok = cand[rows, j] >= thr
-        tp[ok, i] = True
-        free[rows[ok], j[ok]] = False
-    return tp
-
-
 def _match_wtalc(iou: np.ndarray, thr: np.ndarray) -> np.ndarray:
     T, (P, G) = len(thr), iou.shape
     tp = np.zeros((T, P), dtype=bool)
@@ -349,14 +333,16 @@ def _match_thumos14(iou: np.ndarray, thr: np.ndarray) -> np.ndarray:
     return taken
 
 
-_MATCHERS = {"activitynet": _match_activitynet, "wtalc": _match_wtalc, "thumos14": _match_thumos14}
+_MATCHERS = {"wtalc": _match_wtalc, "thumos14": _match_thumos14}  # activitynet: compiled, per class
 
 
 @numba.njit(cache=True)
 def _match_activitynet_class(p_vid, p_seg, g_start, g_end, g_seg, thr):  # pragma: no cover - compiled
     """ActivityNet greedy matching of one whole class in one compiled pass.
 
-    Same decisions as :func:`_match_activitynet` applied per video: ``p_vid``/``p_seg`` are
+    Greedy per video, in descending-score order: each prediction takes the free GT of its
+    video with the highest tIoU (the first on ties) when that tIoU reaches the threshold,
+    independently for every threshold. ``p_vid``/``p_seg`` are
     the class's predictions in descending-score order; GT of video ``v`` are
     ``g_seg[g_start[v]:g_end[v]]`` in annotation order. Each prediction, at each
     threshold, takes the free GT with the highest IoU (first on ties) if that IoU is
@@ -434,9 +420,9 @@ def _evaluate_class(
     tp = np.zeros((T, len(p_score)), dtype=bool)
     g_seg = np.stack([gt.start[g_idx], gt.end[g_idx]], axis=1)
     g_by_vid = _group_index(gt.video[g_idx])
-    match = _MATCHERS[protocol]
     if protocol == "activitynet":
-        # One compiled pass over the class: GT grouped by video (annotation order kept).
+        # One compiled pass over the class: GT grouped by video (annotation order kept);
+        # nothing is removed, so AP comes for every threshold at once.
         n_vid = int(max(p_vid.max(), gt.video[g_idx].max())) + 1
         g_vid = gt.video[g_idx]
         order_g = np.argsort(g_vid, kind="stable")
@@ -444,7 +430,9 @@ def _evaluate_class(
         g_end = np.cumsum(counts)
         tp = _match_activitynet_class(p_vid, np.ascontiguousarray(p_seg), g_end - counts, g_end,
                                       np.ascontiguousarray(g_seg[order_g]), thr)
-    for v, pi in (_group_index(p_vid).items() if protocol != "activitynet" else ()):
+        return interpolated_ap(tp, npos)
+    match = _MATCHERS[protocol]
+    for v, pi in _group_index(p_vid).items():
         gi = g_by_vid.get(v)
         if gi is None:
             continue
@@ -458,19 +446,14 @@ def _evaluate_class(
         for v, idx in _group_index(p_vid).items():
             amb_hit[idx] = _overlaps_any(p_seg[idx], amb_by_vid.get(v))
         keep &= ~(amb_hit[None, :] & ~tp)  # only unmatched detections are dropped
-    if protocol == "activitynet":
-        return interpolated_ap(tp, npos)  # nothing is removed: every threshold at once
     ap = np.zeros(T)
     for t in range(T):
         flags = tp[t, keep[t]]
-        if protocol == "activitynet":
-            ap[t] = interpolated_ap(flags, npos)[0]
-        else:
-            if protocol == "thumos14":
-                # scores are already descending; on ties TPs rank before FPs (stable).
-                s = p_score[keep[t]]
-                flags = flags[np.lexsort((~flags, -s))]
-            ap[t] = non_interpolated_ap(flags, npos)[0]
+        if protocol == "thumos14":
+            # scores are already descending; on ties TPs rank before FPs (stable).
+            s = p_score[keep[t]]
+            flags = flags[np.lexsort((~flags, -s))]
+        ap[t] = non_interpolated_ap(flags, npos)[0]
     return ap
 
 

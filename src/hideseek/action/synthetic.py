@@ -225,7 +225,8 @@ def render_video(config: SyntheticVideoConfig, split: str, index: int) -> dict:
         if rng.uniform() < config.random_body:
             theta = rng.uniform(0, np.pi)
         else:
-            theta = np.pi * label / config.num_classes + rng.uniform(-1, 1) * config.body_jitter * np.pi / config.num_classes
+            theta = (np.pi * label / config.num_classes
+                     + rng.uniform(-1, 1) * config.body_jitter * np.pi / config.num_classes)
         side = rng.uniform(0.4, 0.55) * size
         px, py = rng.uniform(0, size - side, 2)
         u = np.clip((xx - px) / side, 0, 1)

@@ -551,7 +551,8 @@ def load_wtalc_features(
             continue
         row = np.asarray(feats[i])
         if row.ndim != 2 or row.shape[0] == 0 or not np.issubdtype(row.dtype, np.floating):
-            raise ValueError(f"{feat_path} row {i} ({vid}): expected (T, D) float features, got {row.dtype} {row.shape}")
+            raise ValueError(f"{feat_path} row {i} ({vid}): expected (T, D) float features, "
+                             f"got {row.dtype} {row.shape}")
         if videos and row.shape[1] != videos[0].features.shape[1]:
             raise ValueError(f"{feat_path} row {i} ({vid}): {row.shape[1]} features per snippet, earlier rows have "
                              f"{videos[0].features.shape[1]}")

@@ -47,8 +47,7 @@ from hideseek.action.protocols import evaluate as evaluate_protocol
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.engine import ConfigDict
-from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, train_run, write_record
-from hideseek.engine.lifecycle import load_run as _load_run
+from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
@@ -327,7 +326,10 @@ class _Detector:
         feats, mask = batch["features"], batch["mask"]
         logits, cas = model(feats, mask)
         probs = torch.sigmoid(logits.float()).cpu().numpy()
-        act = torch.sigmoid(cas.float()) if self.detect.activation == "sigmoid" else normalize_temporal_cams(cas.float(), mask)
+        if self.detect.activation == "sigmoid":
+            act = torch.sigmoid(cas.float())
+        else:
+            act = normalize_temporal_cams(cas.float(), mask)
         act = act.cpu().numpy()
         lengths = mask.sum(1).cpu().tolist()
         for j, index in enumerate(batch["index"].tolist()):
@@ -373,11 +375,13 @@ def evaluate_model(model: TemporalCAM, config: ActionConfig, data: dict, *, ctx:
     out["video mAP"] = video_map(scores, labels)
     preds = {"results": detector.detections}
     if output_dir is not None and ctx.is_main:
-        out["predictions"] = str(write_predictions(detector.detections, output_dir / f"predictions-{config.test_subset}.json"))
+        path = output_dir / f"predictions-{config.test_subset}.json"
+        out["predictions"] = str(write_predictions(detector.detections, path))
         (output_dir / f"gt-{config.test_subset}.json").write_text(json.dumps(gt) + "\n")
+    ambiguous = config.ambiguous or data.get("ambiguous")
     for protocol in config.protocols:
         result = evaluate_protocol(gt, preds, protocol=protocol, tiou=config.tiou,
-                                   ambiguous=(config.ambiguous or data.get("ambiguous")) if protocol != "activitynet" else None,
+                                   ambiguous=ambiguous if protocol != "activitynet" else None,
                                    subset=config.test_subset)
         out[protocol] = result
         if output_dir is not None and ctx.is_main:
@@ -475,23 +479,13 @@ class ActionTask(Task):
 TASK = ActionTask()
 
 
-def train(config: ActionConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
-          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
-    """Train a temporal CAM model, then (optionally) detect, score and append records.
-
-    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
-    """
-    return train_run(TASK, config, output_dir, records=records, resume=resume, progress=progress,
-                     evaluate=evaluate, run=run)
+train = TASK.train
+load_run = TASK.load_run
 
 
-def load_run(checkpoint: str | Path) -> tuple[ActionConfig, TemporalCAM, dict]:
-    """Config, model with trained weights, and the checkpoint's ``extra`` of a training run."""
-    return _load_run(TASK, checkpoint)
-
-
-def evaluate_checkpoint(checkpoint: str | Path, *, records: str | Path | None = None, output_dir: str | Path | None = None,
-                        device: str | None = None, detect: dict | None = None, progress: bool = True) -> dict:
+def evaluate_checkpoint(checkpoint: str | Path, *, records: str | Path | None = None,
+                        output_dir: str | Path | None = None, device: str | None = None, detect: dict | None = None,
+                        progress: bool = True) -> dict:
     """Detect and score a saved run on its own test data (``detect`` overrides its
     post-processing; outputs go next to the checkpoint unless ``output_dir`` is given);
     returns what :func:`evaluate_model` returns."""

@@ -32,18 +32,18 @@ import fractions
 import math
 import numbers
 import os
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["VideoReader", "write_test_video"]
 
-PathLike = Union[str, os.PathLike]
-IndicesLike = Union[Sequence[int], np.ndarray]
-TimesLike = Union[float, Sequence[float], np.ndarray]
+PathLike = str | os.PathLike
+IndicesLike = Sequence[int] | np.ndarray
+TimesLike = float | Sequence[float] | np.ndarray
 
 
-def _check_size(size) -> Optional[Tuple[int, int]]:
+def _check_size(size) -> tuple[int, int] | None:
     if size is None:
         return None
     try:
@@ -76,7 +76,7 @@ class VideoReader:
             frames. Every message names the file.
     """
 
-    def __init__(self, path: PathLike, size: Optional[Tuple[int, int]] = None):
+    def __init__(self, path: PathLike, size: tuple[int, int] | None = None):
         self.path = os.fspath(path)
         self.size = _check_size(size)
         if not os.path.isfile(self.path):
@@ -104,7 +104,7 @@ class VideoReader:
             self.height, self.width = self.read([0]).shape[1:3]
         else:
             self.height, self.width = self.size
-        self._ts: Optional[np.ndarray] = None
+        self._ts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.num_frames
@@ -113,7 +113,7 @@ class VideoReader:
         return (f"VideoReader({self.path!r}, num_frames={self.num_frames}, fps={self.fps:.4g}, "
                 f"size=({self.height}, {self.width}))")
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -200,7 +200,7 @@ class VideoReader:
         """Decode the frames nearest to ``times_s`` (seconds); see :meth:`index_at`."""
         return self.read(self.index_at(times_s))
 
-    def snippet_indices(self, snippet: int = 16, fps: Optional[float] = None) -> np.ndarray:
+    def snippet_indices(self, snippet: int = 16, fps: float | None = None) -> np.ndarray:
         """Frame indices of consecutive, non-overlapping snippets, ``int64 (S, snippet)``.
 
         Without ``fps`` the native frames ``0, 1, 2, ...`` are cut into groups of
@@ -225,7 +225,7 @@ class VideoReader:
         return samples[: s * snippet].reshape(s, snippet)
 
 
-def _resize(frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear, antialiased resize of ``uint8 (N, H, W, 3)`` to ``size``, back to uint8."""
     import torch
     import torch.nn.functional as F

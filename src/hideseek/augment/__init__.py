@@ -23,8 +23,7 @@ from .frames import frame_mask, hide_frames
 from .fused import normalize, normalize_and_hide
 from .patches import DEFAULT_GRID_SIZES, hide_patches, patch_mask
 from .registry import available, create, register
-from .transforms import CutoutBatch, HideAndSeek, HideAndSeekBatch, HideFrames, NoAugment, \
-    RandomErasingBatch
+from .transforms import CutoutBatch, HideAndSeek, HideAndSeekBatch, HideFrames, NoAugment, RandomErasingBatch
 
 __all__ = [
     "Augmentation",

@@ -18,9 +18,8 @@ and is a bijection in that word, so distinct cells of one sample never share a h
 
 from __future__ import annotations
 
-from typing import TypeVar, Union
-
 import operator
+from typing import TypeVar
 
 import torch
 
@@ -106,7 +105,7 @@ def draw_index(h: IntLike, n: int) -> IntLike:
     return (h * n) >> 32
 
 
-def as_ids(sample_ids: Union[torch.Tensor, "list[int]", "tuple[int, ...]", range, None],
+def as_ids(sample_ids: torch.Tensor | list[int] | tuple[int, ...] | range | None,
            batch: int, device: torch.device) -> torch.Tensor:
     """Validate and convert sample ids to an int64 tensor of shape ``(batch,)`` on ``device``.
 

@@ -20,18 +20,18 @@ hidden cells are written).
 from __future__ import annotations
 
 import numbers
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 
 from . import _cpu_masking
 
-FillLike = Union[float, int, Sequence[float], torch.Tensor]
+FillLike = float | int | Sequence[float] | torch.Tensor
 
 _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def as_image_batch(images: torch.Tensor, name: str = "images") -> Tuple[torch.Tensor, bool]:
+def as_image_batch(images: torch.Tensor, name: str = "images") -> tuple[torch.Tensor, bool]:
     """Return ``(x, single)`` with ``x`` of shape ``(B, C, H, W)``; ``single`` is True when
     the input was one ``(C, H, W)`` image."""
     if not isinstance(images, torch.Tensor):

@@ -21,8 +21,6 @@ import, the kernel runs on CPU tensors through the interpreter.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
-
 import torch
 import triton
 import triton.language as tl
@@ -95,10 +93,10 @@ def _normalize_hide_kernel(x_ptr, out_ptr, ids_ptr, choices_ptr, m_ptr, s_ptr, f
         tl.store(dst, res.to(out_ptr.dtype.element_ty), mask=inside)
 
 
-_CHOICES_CACHE: Dict[Tuple[Tuple[Tuple[int, int], ...], int, int, str], torch.Tensor] = {}
+_CHOICES_CACHE: dict[tuple[tuple[tuple[int, int], ...], int, int, str], torch.Tensor] = {}
 
 
-def _choices_table(choices: List[Tuple[int, int]], height: int, width: int,
+def _choices_table(choices: list[tuple[int, int]], height: int, width: int,
                    device: torch.device) -> torch.Tensor:
     """``(n, 3)`` int32 ``(cell_h, cell_w, active)`` rows on ``device``, cached so repeated
     calls do not copy it again; a "no hiding" choice is one whole-image, inactive cell."""
@@ -115,8 +113,8 @@ def _choices_table(choices: List[Tuple[int, int]], height: int, width: int,
 
 
 def normalize_and_hide_triton(x: torch.Tensor, m255: torch.Tensor, s255: torch.Tensor,
-                              fill: torch.Tensor, choices: List[Tuple[int, int]],
-                              base_key: int, ids: Optional[torch.Tensor], thr: int,
+                              fill: torch.Tensor, choices: list[tuple[int, int]],
+                              base_key: int, ids: torch.Tensor | None, thr: int,
                               out_dtype: torch.dtype) -> torch.Tensor:
     """Launch the kernel on the ``(B, C, H, W)`` uint8 view ``x``.
 

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABCMeta, abstractmethod
-from typing import Iterator, Sequence, Union
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
 __all__ = ["Augmentation", "set_epoch", "using_sample_ids"]
 
-IdsLike = Union[torch.Tensor, Sequence[int], None]
+IdsLike = torch.Tensor | Sequence[int] | None
 
 
 class Augmentation(nn.Module, metaclass=ABCMeta):

@@ -10,7 +10,7 @@ cell is hidden, which reuses the Hide-and-Seek expansion and fill code.
 from __future__ import annotations
 
 import numbers
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 
@@ -19,11 +19,11 @@ from ._masking import FillLike, apply_cells, as_image_batch, expand_cells
 
 __all__ = ["cutout", "cutout_mask"]
 
-IdsLike = Union[torch.Tensor, Sequence[int], None]
+IdsLike = torch.Tensor | Sequence[int] | None
 
 
 def _layout(images: torch.Tensor, size: int, seed: int, epoch: int, sample_ids: IdsLike
-            ) -> Tuple[torch.Tensor, bool, torch.Tensor, torch.Tensor, torch.Tensor]:
+            ) -> tuple[torch.Tensor, bool, torch.Tensor, torch.Tensor, torch.Tensor]:
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0:
         raise ValueError(f"cutout size must be a non-negative integer, got {size!r}")
     x, single = as_image_batch(images)

@@ -18,14 +18,14 @@ different seeds, otherwise layers with the same grid hide the same cells.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import torch
 from torch import nn
 
+from ._masking import FillLike
 from .base import Augmentation, IdsLike
 from .patches import SizesLike, hide_patches
-from ._masking import FillLike
 from .transforms import _check_patch_params
 
 __all__ = ["FeatureHide", "insert_feature_hide"]
@@ -52,7 +52,7 @@ class FeatureHide(Augmentation):
     kind = "feature"
 
     def __init__(self, grid_sizes: SizesLike = 5, p_hide: float = 0.5, fill: FillLike = 0.0,
-                 seed: int = 0, num_cells: Optional[SizesLike] = None) -> None:
+                 seed: int = 0, num_cells: SizesLike | None = None) -> None:
         super().__init__(seed)
         _check_patch_params(grid_sizes, p_hide, fill, num_cells)
         self.grid_sizes = grid_sizes
@@ -67,7 +67,7 @@ class FeatureHide(Augmentation):
         return hide_patches(x, self.grid_sizes, self.p_hide, self.fill, self.seed,
                             self.epoch, sample_ids, num_cells=self.num_cells)
 
-    def _hook(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
+    def _hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         return self(output)
 
     def extra_repr(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 
@@ -22,8 +22,8 @@ from . import _hash
 
 __all__ = ["hide_frames", "frame_mask"]
 
-IdsLike = Union[torch.Tensor, Sequence[int], None]
-FrameFill = Union[None, float, Sequence[float], torch.Tensor]
+IdsLike = torch.Tensor | Sequence[int] | None
+FrameFill = None | float | Sequence[float] | torch.Tensor
 
 
 def _check(x: torch.Tensor, segment_len: int) -> None:

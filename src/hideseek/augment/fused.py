@@ -29,7 +29,7 @@ imported; that is how its exactness is tested without a GPU.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 
@@ -39,11 +39,11 @@ from .patches import DEFAULT_GRID_SIZES, IdsLike, SizesLike, _cell_layout, cell_
 
 __all__ = ["normalize", "normalize_and_hide"]
 
-MeanStd = Union[float, Sequence[float], torch.Tensor]
+MeanStd = float | Sequence[float] | torch.Tensor
 OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def _layout(images: torch.Tensor, channels_last: Optional[bool]) -> Tuple[torch.Tensor, bool]:
+def _layout(images: torch.Tensor, channels_last: bool | None) -> tuple[torch.Tensor, bool]:
     """``(B, C, H, W)`` view of the batch (a permuted view for NHWC input) and ``single``."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
@@ -62,7 +62,7 @@ def _layout(images: torch.Tensor, channels_last: Optional[bool]) -> Tuple[torch.
     return x, single
 
 
-def _constants(mean: MeanStd, std: MeanStd, channels: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _constants(mean: MeanStd, std: MeanStd, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 ``(C,)`` tensors ``255 * mean`` and ``255 * std`` (rounded once from float64)."""
     m = fill_vector(mean, channels, torch.float64)
     s = fill_vector(std, channels, torch.float64)
@@ -80,7 +80,7 @@ def _check_out_dtype(out_dtype: torch.dtype) -> None:
 
 def normalize(images_uint8: torch.Tensor, mean: MeanStd, std: MeanStd,
               out_dtype: torch.dtype = torch.float32,
-              channels_last: Optional[bool] = None) -> torch.Tensor:
+              channels_last: bool | None = None) -> torch.Tensor:
     """Mean/std normalisation of uint8 images: ``(x - 255 mean) / (255 std)`` in float32,
     rounded to ``out_dtype``; returns a contiguous ``(B, C, H, W)`` (or ``(C, H, W)``)
     tensor. The definition :func:`normalize_and_hide` matches bit for bit."""
@@ -121,8 +121,8 @@ def normalize_and_hide(images_uint8: torch.Tensor, mean: MeanStd, std: MeanStd,
                        grid_sizes: SizesLike = DEFAULT_GRID_SIZES, p_hide: float = 0.5,
                        seed: int = 0, epoch: int = 0, sample_ids: IdsLike = None,
                        out_dtype: torch.dtype = torch.float32, fill: FillLike = 0.0,
-                       num_cells: Optional[SizesLike] = None,
-                       channels_last: Optional[bool] = None,
+                       num_cells: SizesLike | None = None,
+                       channels_last: bool | None = None,
                        backend: str = "auto") -> torch.Tensor:
     """Normalise uint8 images and hide Hide-and-Seek patches, in one pass over memory.
 

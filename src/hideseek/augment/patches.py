@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 
@@ -32,13 +32,13 @@ from ._masking import FillLike, apply_cells, as_image_batch, expand_cells
 
 __all__ = ["hide_patches", "patch_mask", "DEFAULT_GRID_SIZES"]
 
-DEFAULT_GRID_SIZES: Tuple[int, ...] = (0, 16, 32, 44, 56)
+DEFAULT_GRID_SIZES: tuple[int, ...] = (0, 16, 32, 44, 56)
 
-IdsLike = Union[torch.Tensor, Sequence[int], None]
-SizesLike = Union[int, Sequence[int]]
+IdsLike = torch.Tensor | Sequence[int] | None
+SizesLike = int | Sequence[int]
 
 
-def _int_list(values: SizesLike, name: str) -> List[int]:
+def _int_list(values: SizesLike, name: str) -> list[int]:
     if isinstance(values, numbers.Integral) and not isinstance(values, bool):
         values = [int(values)]
     try:
@@ -54,7 +54,7 @@ def _int_list(values: SizesLike, name: str) -> List[int]:
 
 
 def cell_choices(height: int, width: int, grid_sizes: SizesLike = DEFAULT_GRID_SIZES,
-                 num_cells: Optional[SizesLike] = None) -> List[Tuple[int, int]]:
+                 num_cells: SizesLike | None = None) -> list[tuple[int, int]]:
     """The candidate ``(cell_height, cell_width)`` pairs a sample draws from.
 
     ``(0, 0)`` stands for "no hiding". Exposed so the reference loop and the batched code
@@ -70,8 +70,8 @@ def cell_choices(height: int, width: int, grid_sizes: SizesLike = DEFAULT_GRID_S
 
 
 def _cell_layout(batch: int, height: int, width: int, keys: torch.Tensor,
-                 choices: List[Tuple[int, int]], p_hide: float
-                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 choices: list[tuple[int, int]], p_hide: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hidden-cell table ``(B, nR, nC)`` and the row/column cell indices of every sample."""
     device = keys.device
     thr = _hash.threshold(p_hide)
@@ -101,7 +101,7 @@ def _cell_layout(batch: int, height: int, width: int, keys: torch.Tensor,
 
 
 def _prepare(images: torch.Tensor, grid_sizes: SizesLike, p_hide: float, seed: int,
-             epoch: int, sample_ids: IdsLike, num_cells: Optional[SizesLike]):
+             epoch: int, sample_ids: IdsLike, num_cells: SizesLike | None):
     x, single = as_image_batch(images)
     batch, _, height, width = x.shape
     choices = cell_choices(height, width, grid_sizes, num_cells)
@@ -113,7 +113,7 @@ def _prepare(images: torch.Tensor, grid_sizes: SizesLike, p_hide: float, seed: i
 
 def patch_mask(images: torch.Tensor, grid_sizes: SizesLike = DEFAULT_GRID_SIZES,
                p_hide: float = 0.5, seed: int = 0, epoch: int = 0,
-               sample_ids: IdsLike = None, num_cells: Optional[SizesLike] = None
+               sample_ids: IdsLike = None, num_cells: SizesLike | None = None
                ) -> torch.Tensor:
     """The Hide-and-Seek mask that :func:`hide_patches` would apply.
 
@@ -135,7 +135,7 @@ def patch_mask(images: torch.Tensor, grid_sizes: SizesLike = DEFAULT_GRID_SIZES,
 def hide_patches(images: torch.Tensor, grid_sizes: SizesLike = DEFAULT_GRID_SIZES,
                  p_hide: float = 0.5, fill: FillLike = 0.0, seed: int = 0, epoch: int = 0,
                  sample_ids: IdsLike = None, inplace: bool = False,
-                 num_cells: Optional[SizesLike] = None) -> torch.Tensor:
+                 num_cells: SizesLike | None = None) -> torch.Tensor:
     """Hide random grid patches of every image (Hide-and-Seek, Singh & Lee 2017).
 
     Parameters

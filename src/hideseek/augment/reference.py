@@ -8,7 +8,7 @@ output is identical bit for bit; only the speed differs.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 
@@ -20,11 +20,11 @@ __all__ = ["hide_patches_loop"]
 
 
 def hide_patches_loop(images: torch.Tensor,
-                      grid_sizes: Union[int, Sequence[int]] = DEFAULT_GRID_SIZES,
+                      grid_sizes: int | Sequence[int] = DEFAULT_GRID_SIZES,
                       p_hide: float = 0.5, fill: FillLike = 0.0, seed: int = 0,
-                      epoch: int = 0, sample_ids: Optional[Sequence[int]] = None,
+                      epoch: int = 0, sample_ids: Sequence[int] | None = None,
                       inplace: bool = False,
-                      num_cells: Optional[Union[int, Sequence[int]]] = None) -> torch.Tensor:
+                      num_cells: int | Sequence[int] | None = None) -> torch.Tensor:
     """Hide-and-Seek with one Python iteration per sample and per grid cell.
 
     Same parameters and result as :func:`hideseek.augment.hide_patches`.

@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Dict, List, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from torch import nn
 
 from .feature import FeatureHide
-from .transforms import CutoutBatch, HideAndSeekBatch, HideFrames, NoAugment, \
-    RandomErasingBatch
+from .transforms import CutoutBatch, HideAndSeekBatch, HideFrames, NoAugment, RandomErasingBatch
 
 __all__ = ["create", "available", "register"]
 
 Factory = Callable[..., nn.Module]
 F = TypeVar("F", bound=Factory)
 
-_REGISTRY: Dict[str, Factory] = {}
+_REGISTRY: dict[str, Factory] = {}
 
 
 def register(name: str) -> Callable[[F], F]:
@@ -58,12 +58,12 @@ def register(name: str) -> Callable[[F], F]:
     return decorator
 
 
-def available() -> List[str]:
+def available() -> list[str]:
     """Sorted names accepted by :func:`create`."""
     return sorted(_REGISTRY)
 
 
-def _parameters(factory: Factory) -> List[str]:
+def _parameters(factory: Factory) -> list[str]:
     target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
     params = list(inspect.signature(target).parameters.values())
     if inspect.isclass(factory):

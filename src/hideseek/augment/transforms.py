@@ -9,25 +9,25 @@ Batch modules (``nn.Module``, hide in training mode, identity in eval mode, see
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ._hash import threshold
+from ._masking import FillLike, fill_vector
 from .base import Augmentation, IdsLike
 from .cutout import cutout
 from .frames import FrameFill, hide_frames
 from .patches import DEFAULT_GRID_SIZES, SizesLike, cell_choices, hide_patches
-from ._hash import threshold
-from ._masking import FillLike, fill_vector
 
 __all__ = ["HideAndSeek", "HideAndSeekBatch", "CutoutBatch", "RandomErasingBatch",
            "HideFrames", "NoAugment"]
 
 
 def _check_patch_params(grid_sizes: SizesLike, p_hide: float, fill: FillLike,
-                        num_cells: Optional[SizesLike]) -> None:
+                        num_cells: SizesLike | None) -> None:
     """Fail at construction time rather than at the first batch."""
     cell_choices(1, 1, grid_sizes, num_cells)
     threshold(float(p_hide))
@@ -80,7 +80,7 @@ class HideAndSeekBatch(Augmentation):
 
     def __init__(self, grid_sizes: SizesLike = DEFAULT_GRID_SIZES, p_hide: float = 0.5,
                  fill: FillLike = 0.0, seed: int = 0, inplace: bool = False,
-                 num_cells: Optional[SizesLike] = None) -> None:
+                 num_cells: SizesLike | None = None) -> None:
         super().__init__(seed)
         _check_patch_params(grid_sizes, p_hide, fill, num_cells)
         self.grid_sizes = grid_sizes
@@ -146,8 +146,8 @@ class RandomErasingBatch(Augmentation):
 
     def __init__(self, probability: float = 0.5, min_area: float = 0.02,
                  max_area: float = 1 / 3, min_aspect: float = 0.3,
-                 max_aspect: Optional[float] = None, mode: str = "const",
-                 min_count: int = 1, max_count: Optional[int] = None,
+                 max_aspect: float | None = None, mode: str = "const",
+                 min_count: int = 1, max_count: int | None = None,
                  inplace: bool = False, seed: int = 0) -> None:
         super().__init__(seed)
         from timm.data.random_erasing import RandomErasing
@@ -225,7 +225,7 @@ class HideAndSeek(v2.Transform):
     """
 
     def __init__(self, grid_sizes: SizesLike = DEFAULT_GRID_SIZES, p_hide: float = 0.5,
-                 fill: FillLike = 0.0, seed: int = 0, num_cells: Optional[SizesLike] = None,
+                 fill: FillLike = 0.0, seed: int = 0, num_cells: SizesLike | None = None,
                  id_key: str = "sample_id") -> None:
         super().__init__()
         _check_patch_params(grid_sizes, p_hide, fill, num_cells)
@@ -236,16 +236,16 @@ class HideAndSeek(v2.Transform):
         self.num_cells = num_cells
         self.id_key = id_key
         self.epoch = 0
-        self.sample_id: Optional[int] = None
+        self.sample_id: int | None = None
         self._counter = 0
-        self._dict_id: Optional[int] = None
+        self._dict_id: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch and restart the fallback call counter."""
         self.epoch = int(epoch)
         self._counter = 0
 
-    def check_inputs(self, flat_inputs: List[Any]) -> None:
+    def check_inputs(self, flat_inputs: list[Any]) -> None:
         import PIL.Image
 
         if any(isinstance(i, PIL.Image.Image) for i in flat_inputs):
@@ -269,7 +269,7 @@ class HideAndSeek(v2.Transform):
             return {k: out[k] for k in sample}  # keep the caller's key order
         return super().forward(*inputs)
 
-    def make_params(self, flat_inputs: List[Any]) -> Dict[str, Any]:
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         if self._dict_id is not None:
             sample_id = self._dict_id
         elif self.sample_id is not None:
@@ -279,7 +279,7 @@ class HideAndSeek(v2.Transform):
             self._counter += 1
         return {"sample_id": sample_id}
 
-    def transform(self, inpt: Any, params: Dict[str, Any]) -> Any:
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not (isinstance(inpt, tv_tensors.Image) or _is_plain_tensor(inpt)):
             return inpt
         if inpt.ndim != 3:

@@ -15,7 +15,8 @@ precision/recall curve; mAP is the mean over the GT classes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

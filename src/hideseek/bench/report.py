@@ -13,7 +13,8 @@ import csv
 import io
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = ["load_results", "flat_rows", "targets", "render", "BYTES_NOTE"]
 
@@ -27,12 +28,12 @@ BYTES_NOTE = (
     "clone's time over the row's time (same batch).")
 
 
-def load_results(paths: Iterable[os.PathLike | str]) -> List[Dict[str, Any]]:
+def load_results(paths: Iterable[os.PathLike | str]) -> list[dict[str, Any]]:
     """Read result documents, with an error naming the file when one is not a bench result."""
     docs = []
     for path in paths:
         try:
-            with open(path, "r", encoding="utf-8") as fh:
+            with open(path, encoding="utf-8") as fh:
                 doc = json.load(fh)
         except json.JSONDecodeError as err:
             raise ValueError(f"{os.fspath(path)}:{err.lineno}: not valid JSON ({err.msg})") from None
@@ -43,27 +44,27 @@ def load_results(paths: Iterable[os.PathLike | str]) -> List[Dict[str, Any]]:
     return docs
 
 
-def _by_name(doc: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+def _by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in doc["rows"]}
 
 
-def _ms(row: Optional[Dict[str, Any]]) -> str:
+def _ms(row: dict[str, Any] | None) -> str:
     return "n/a" if row is None else f"{row['median_s'] * 1e3:.3g}" if row["median_s"] < 0.01 \
         else f"{row['median_s'] * 1e3:.1f}"
 
 
-def _num(v: Optional[float], fmt: str = "{:.2f}") -> str:
+def _num(v: float | None, fmt: str = "{:.2f}") -> str:
     return "" if v is None else fmt.format(v)
 
 
-def _ratio(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> Optional[float]:
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     """Time of ``b`` over time of ``a`` (how many times faster ``a`` is)."""
     if a is None or b is None:
         return None
     return b["median_s"] / a["median_s"]
 
 
-def flat_rows(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
+def flat_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Every row of one document with its derived ratios."""
     rows = _by_name(doc)
     out = []
@@ -87,7 +88,7 @@ def flat_rows(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
     return out
 
 
-def _table(header: Sequence[str], rows: List[Sequence[str]], align: Optional[str] = None) -> str:
+def _table(header: Sequence[str], rows: list[Sequence[str]], align: str | None = None) -> str:
     align = align or "l" + "r" * (len(header) - 1)
     sep = ["---" if a == "l" else "---:" for a in align]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"]
@@ -95,11 +96,11 @@ def _table(header: Sequence[str], rows: List[Sequence[str]], align: Optional[str
     return "\n".join(lines)
 
 
-def _shape(row: Dict[str, Any]) -> str:
+def _shape(row: dict[str, Any]) -> str:
     return " x ".join(str(v) for v in row.get("shape", []))
 
 
-def _machine_line(doc: Dict[str, Any]) -> str:
+def _machine_line(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     v = m["versions"]
     where = f"GPU {m['gpu']['name']} (CUDA {m['gpu']['cuda']})" if m.get("gpu") else \
@@ -110,7 +111,7 @@ def _machine_line(doc: Dict[str, Any]) -> str:
             f"File `{doc['_path']}`, workload size `{doc['size']}`.")
 
 
-def _section(doc: Dict[str, Any]) -> str:
+def _section(doc: dict[str, Any]) -> str:
     rows = _by_name(doc)
     flat = {r["name"]: r for r in flat_rows(doc)}
     dev = doc["machine"]["device"].upper()
@@ -165,7 +166,7 @@ def _section(doc: Dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def targets(docs: Sequence[Dict[str, Any]]) -> List[List[str]]:
+def targets(docs: Sequence[dict[str, Any]]) -> list[list[str]]:
     """Rows ``[target, device, measured, met]``; a device without a result file is "not measured"."""
     by_dev = {d["machine"]["device"]: d for d in docs}
     out = []
@@ -220,7 +221,7 @@ def targets(docs: Sequence[Dict[str, Any]]) -> List[List[str]]:
     return out
 
 
-def render(docs: Sequence[Dict[str, Any]], fmt: str = "markdown") -> str:
+def render(docs: Sequence[dict[str, Any]], fmt: str = "markdown") -> str:
     """The report as Markdown (sections + targets + byte formula) or CSV (flat rows)."""
     if fmt == "csv":
         rows = [r for d in docs for r in flat_rows(d)]

@@ -22,7 +22,8 @@ Byte accounting (the minimum traffic of each operation; ``N`` elements of ``s`` 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Workload sizes: "full" is what the committed results use; "tiny" exercises every row
 # end to end in seconds (tests, smoke runs).
-SIZES: Dict[str, Dict[str, Dict[str, Any]]] = {
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "cpu": dict(images=(64, 3, 224, 224), clips=(8, 16, 3, 112, 112), features=(16, 320, 2048),
                     box_maps=64, box_size=224, tmap=(200, 20, 60),
@@ -58,12 +59,12 @@ GROUPS = ("images", "frames", "evaluators", "training")
 class _Rows:
     """Collects result rows of one group."""
 
-    def __init__(self, group: str, device: torch.device, timing: Dict[str, Any]):
+    def __init__(self, group: str, device: torch.device, timing: dict[str, Any]):
         self.group, self.device, self.timing = group, device, timing
-        self.rows: List[Dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
 
     def add(self, name: str, label: str, fn: Callable[[], Any], items: int, unit: str,
-            nbytes: Optional[float], **extra: Any) -> Dict[str, Any]:
+            nbytes: float | None, **extra: Any) -> dict[str, Any]:
         opts = dict(self.timing)
         opts.update(extra.pop("timing", {}))
         t = measure(fn, self.device, **opts)
@@ -80,8 +81,8 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     return t.view({4: torch.int32, 2: torch.int16, 1: torch.uint8}[t.element_size()])
 
 
-def _images(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any],
-            checks: Dict[str, Any]) -> List[Dict[str, Any]]:
+def _images(device: torch.device, size: dict[str, Any], timing: dict[str, Any],
+            checks: dict[str, Any]) -> list[dict[str, Any]]:
     from hideseek.augment import hide_patches, normalize, normalize_and_hide, patch_mask
     from hideseek.augment.reference import hide_patches_loop
 
@@ -173,7 +174,7 @@ def _images(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any],
     return rows.rows
 
 
-def _frames(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any]) -> List[Dict[str, Any]]:
+def _frames(device: torch.device, size: dict[str, Any], timing: dict[str, Any]) -> list[dict[str, Any]]:
     from hideseek.augment import frame_mask, hide_frames
 
     rows = _Rows("frames", device, timing)
@@ -187,15 +188,16 @@ def _frames(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any]) 
         what = "clips (B, T, C, H, W)" if kind == "clips" else "snippet features (B, T, D)"
         info = dict(shape=list(shape), dtype="float32", segment_len=seg, hidden_fraction=frac)
         rows.add(f"clone_{kind}", f"`x.clone()`, {what}", x.clone, shape[0], "videos", 2 * n * s, **info)
-        rows.add(f"hide_frames_{kind}", f"`hide_frames`, {what}, mean fill", lambda: hide_frames(x, seg),
+        rows.add(f"hide_frames_{kind}", f"`hide_frames`, {what}, mean fill", lambda x=x, seg=seg: hide_frames(x, seg),
                  shape[0], "videos", 3 * n * s, **info)
         rows.add(f"hide_frames_{kind}_inplace", f"`hide_frames`, {what}, mean fill, in place",
-                 lambda: hide_frames(work, seg, inplace=True), shape[0], "videos", n * s + frac * n * s, **info)
+                 lambda work=work, seg=seg: hide_frames(work, seg, inplace=True), shape[0], "videos",
+                 n * s + frac * n * s, **info)
     return rows.rows
 
 
-def _evaluators(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any],
-                checks: Dict[str, Any]) -> List[Dict[str, Any]]:
+def _evaluators(device: torch.device, size: dict[str, Any], timing: dict[str, Any],
+                checks: dict[str, Any]) -> list[dict[str, Any]]:
     from hideseek.action.protocols import evaluate, load_ground_truth, load_predictions
     from hideseek.localization.boxes import max_iou_at_thresholds_batch, reference_max_iou_at_thresholds
 
@@ -250,7 +252,7 @@ def _evaluators(device: torch.device, size: Dict[str, Any], timing: Dict[str, An
     return rows.rows
 
 
-def _training(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any]) -> List[Dict[str, Any]]:
+def _training(device: torch.device, size: dict[str, Any], timing: dict[str, Any]) -> list[dict[str, Any]]:
     """Step time of the same model and batch without and with Hide-and-Seek.
 
     Variants: a float batch already normalised (``plain``) vs the same plus
@@ -299,7 +301,7 @@ def _training(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any]
     for fn in variants.values():  # warm-up: allocator, cuDNN autotuning, first-call costs
         fn()
         fn()
-    times: Dict[str, List[float]] = {k: [] for k in variants}
+    times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(cfg["rounds"]):
         for key, fn in variants.items():
             times[key].append(measure(fn, device, min_rounds=1, max_rounds=1, min_time=0.0,
@@ -326,7 +328,7 @@ def _training(device: torch.device, size: Dict[str, Any], timing: Dict[str, Any]
 
 
 def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = GROUPS,
-              progress: bool = True) -> Dict[str, Any]:
+              progress: bool = True) -> dict[str, Any]:
     """Run the benchmark groups on ``device`` and return the result document (JSON-ready)."""
     from tqdm import tqdm
 
@@ -343,7 +345,7 @@ def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = G
     spec = SIZES[size][dev.type]
     timing = dict(min_rounds=5, max_rounds=200, min_time=0.3, warmup=1) if size == "full" else \
         dict(min_rounds=2, max_rounds=2, min_time=0.0, warmup=1)
-    doc: Dict[str, Any] = {"suite": "hideseek-bench", "size": size, "machine": machine_info(dev),
+    doc: dict[str, Any] = {"suite": "hideseek-bench", "size": size, "machine": machine_info(dev),
                            "loadavg_before": loadavg(), "workloads": {k: (list(v) if isinstance(v, tuple) else v)
                                                                       for k, v in spec.items()},
                            "rows": [], "checks": {}}

@@ -16,8 +16,9 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ def _sync(device: torch.device) -> None:
 
 def measure(fn: Callable[[], Any], device: torch.device | str = "cpu", *,
             min_rounds: int = 5, max_rounds: int = 200, min_time: float = 0.25,
-            warmup: int = 1, max_time: Optional[float] = None) -> Dict[str, float]:
+            warmup: int = 1, max_time: float | None = None) -> dict[str, float]:
     """Time ``fn()``: ``{"median_s", "min_s", "mean_s", "q1_s", "q3_s", "rounds",
     "calls_per_round"}``, all per call.
 
@@ -80,7 +81,7 @@ def measure(fn: Callable[[], Any], device: torch.device | str = "cpu", *,
             "rounds": len(per_call), "calls_per_round": calls}
 
 
-def loadavg() -> Optional[list[float]]:
+def loadavg() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or None off Linux."""
     try:
         return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
@@ -98,7 +99,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _commit() -> Optional[str]:
+def _commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
@@ -112,7 +113,7 @@ def _commit() -> Optional[str]:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def _version(module: str) -> Optional[str]:
+def _version(module: str) -> str | None:
     try:
         mod = __import__(module)
     except Exception:  # noqa: BLE001 - an optional package that fails to import is "absent"
@@ -120,13 +121,13 @@ def _version(module: str) -> Optional[str]:
     return getattr(mod, "__version__", None)
 
 
-def machine_info(device: torch.device | str = "cpu") -> Dict[str, Any]:
+def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Machine and software facts a benchmark figure is meaningless without."""
     import numpy
 
     device = torch.device(device)
-    info: Dict[str, Any] = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
         "host": platform.node(),
         "platform": platform.platform(),

@@ -135,7 +135,8 @@ def build_image_model(config: ImageRunConfig, num_classes: int) -> tuple[CAMNet,
     else:
         augmentation = create_augmentation(config.augmentation, **params)
         if augmentation.kind != "image":
-            raise ValueError(f"augmentation {config.augmentation!r} is for {augmentation.kind} input, not image batches")
+            raise ValueError(f"augmentation {config.augmentation!r} is for {augmentation.kind} input, "
+                             "not image batches")
     model = CAMNet(config.backbone, num_classes, pool=config.pool, pretrained_file=config.pretrained_file,
                    large_feature_map=config.large_feature_map, feature_stage=config.feature_stage,
                    feature_hide=feature_hide)

@@ -859,7 +859,8 @@ class Trainer:
         try:
             self._module.load_state_dict(checkpoint["model"])
         except RuntimeError as error:
-            raise RuntimeError(f"checkpoint {path}: weights do not fit {type(self._module).__name__}: {error}") from None
+            name = type(self._module).__name__
+            raise RuntimeError(f"checkpoint {path}: weights do not fit {name}: {error}") from None
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None:
             if checkpoint["scheduler"] is None:

@@ -77,6 +77,18 @@ class Task:
     def check_checkpoint_data(self, checkpoint: Path, extra: Mapping, data: Mapping) -> None:
         """Refuse data that does not fit a checkpoint (e.g. another class list)."""
 
+    # the task's public verbs (each task module exposes them as ``train`` and ``load_run``)
+
+    def train(self, config, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
+              progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
+        """Train into ``output_dir``, then (optionally) evaluate and append records (see :func:`train_run`)."""
+        return train_run(self, config, output_dir, records=records, resume=resume, progress=progress,
+                         evaluate=evaluate, run=run)
+
+    def load_run(self, checkpoint: str | Path) -> tuple[Any, nn.Module, dict]:
+        """Config, model with trained weights, and the checkpoint's ``extra`` (see :func:`load_run`)."""
+        return load_run(self, checkpoint)
+
 
 def open_main_first(open_fn: Callable[[bool], dict], ctx: RunContext, progress: bool) -> dict:
     """Rank 0 opens (and, for synthetic data, generates) the data before the other ranks."""

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from hideseek.localization.boxes import boxes_at_thresholds
-from hideseek.localization.figures import PRED_COLOUR, draw_boxes, overlay
 from hideseek.cam.model import CAMNet
 from hideseek.cam.pretrained import (
     LITE0_BACKBONE,
     camnet_from_imagenet,
     imagenet_class_names,
 )
+from hideseek.localization.boxes import boxes_at_thresholds
+from hideseek.localization.figures import PRED_COLOUR, draw_boxes, overlay
 
 __all__ = ["cam_figures", "explain", "load_photo", "render", "to_input"]
 

@@ -34,7 +34,7 @@ __all__ = [
     "EvaluationError",
     "resize_box",
     "load_gt_mask",
-    "load_predictions",
+    "load_class_predictions",
     "evaluate_scoremaps",
 ]
 
@@ -67,7 +67,8 @@ def _read_gray(path: Path, length: int) -> np.ndarray:
     return gray[rows][:, cols]
 
 
-def load_gt_mask(mask_root: Path, mask_paths: Sequence[str], ignore_path: str, length: int = RESIZE_LENGTH) -> np.ndarray:
+def load_gt_mask(mask_root: Path, mask_paths: Sequence[str], ignore_path: str,
+                 length: int = RESIZE_LENGTH) -> np.ndarray:
     """GT mask at ``length`` x ``length``: 1 foreground (union of instances), 0 background, 255 ignore.
 
     Ignore = the ignore mask minus the foreground. An empty ``ignore_path`` means none.
@@ -81,7 +82,7 @@ def load_gt_mask(mask_root: Path, mask_paths: Sequence[str], ignore_path: str, l
     return foreground.astype(np.uint8) + 255 * ignore.astype(np.uint8)
 
 
-def load_predictions(path: str | Path) -> dict[str, list[int]]:
+def load_class_predictions(path: str | Path) -> dict[str, list[int]]:
     """Ranked class predictions per image id.
 
     JSON ``{"<image_id>": [c1, c2, ...]}`` or text lines ``<image_id>,c1,c2,...`` (best
@@ -187,7 +188,7 @@ def evaluate_scoremaps(
 
     ranked = None
     if predictions is not None:
-        ranked = predictions if isinstance(predictions, Mapping) else load_predictions(predictions)
+        ranked = predictions if isinstance(predictions, Mapping) else load_class_predictions(predictions)
         _check_complete(meta.image_ids, lambda i: i in ranked, "images have no prediction;", Path(str(predictions)))
 
     if kind == "masks":
@@ -211,7 +212,8 @@ def evaluate_scoremaps(
                               for i in chunk])
             metric.update(maps, masks)
         else:
-            boxes = [np.array([resize_box(b, meta.image_sizes[i], resize_length) for b in meta.boxes[i]], dtype=np.int64)
+            boxes = [np.array([resize_box(b, meta.image_sizes[i], resize_length) for b in meta.boxes[i]],
+                               dtype=np.int64)
                      for i in chunk]
             if ranked is None:
                 metric.update(maps, boxes)
@@ -223,7 +225,8 @@ def evaluate_scoremaps(
                 classification.update(classes, labels)
         chunk.clear()
 
-    for image_id in tqdm(meta.image_ids, desc="evaluating", unit="map", disable=None if progress is None else not progress):
+    quiet = None if progress is None else not progress
+    for image_id in tqdm(meta.image_ids, desc="evaluating", unit="map", disable=quiet):
         chunk.append(image_id)
         if len(chunk) == CHUNK:
             flush()

@@ -25,8 +25,7 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 import torch

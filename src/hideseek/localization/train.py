@@ -39,8 +39,6 @@ from hideseek.cam.recipe import (
     image_transforms,
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
-from hideseek.engine.lifecycle import load_run as _load_run
-from hideseek.engine.lifecycle import train_run
 from hideseek.localization.data.dataset import SyntheticWSOL, WSOLDataset, collate_wsol
 from hideseek.localization.data.synthetic import SyntheticConfig
 from hideseek.localization.evaluate import resize_box
@@ -280,36 +278,6 @@ def evaluate_model(model: CAMNet, config: LocConfig, dataset: WSOLDataset, *, ct
     return results
 
 
-def evaluate_model(model: CAMNet, config: LocConfig, dataset: WSOLDataset, *, ctx: engine.RunContext,
-                   masks: WSOLDataset | None = None, policies: Sequence[ThresholdPolicy] = (Oracle(),),
-                   scoremap_dir: str | Path | None = None, progress: bool = True,
-                   coco_threshold: float | None = None) -> list[dict]:
-    """Score ``model`` on one split under each policy; returns one result dict per policy.
-
-    With ``coco_threshold`` (single process only: COCO results are not gathered across
-    ranks) every result also carries COCOeval box (and mask) AP, AP50, AP75 of the top-1
-    class's largest CAM region at that threshold.
-    """
-    if coco_threshold is not None and ctx.distributed:
-        coco_threshold = None
-    scorer = _Scorer(config, dataset, masks, Path(scoremap_dir) if scoremap_dir else None, coco_threshold,
-                     model.num_classes)
-    # CAMs are evaluated in fp32 always: reduced precision would quantise the maps further
-    # before the uint8 thresholding of the protocol
-    stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=scorer,
-                            amp=False, num_workers=config.num_workers, collate_fn=collate_wsol,
-                            progress=progress)
-    scorer.sync()
-    results = []
-    coco = scorer.coco.compute() if scorer.coco is not None else {}
-    for policy in policies:
-        result = scorer.compute(policy)
-        result.update(coco)
-        result["seconds"] = stats["seconds"]
-        results.append(result)
-    return results
-
-
 def _record(config: LocConfig, run: str, split: str, result: dict, ctx, wall_time: float, records: Path | None) -> None:
     write_record("loc", config, run=run, split=split, metrics={k: v for k, v in result.items() if k != "policy"},
                  policy=result["policy"], ctx=ctx, wall_time=wall_time, records=records)
@@ -387,19 +355,8 @@ class LocTask(Task):
 TASK = LocTask()
 
 
-def train(config: LocConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
-          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
-    """Train a CAM model, then (optionally) evaluate its ``eval_splits`` and append records.
-
-    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
-    """
-    return train_run(TASK, config, output_dir, records=records, resume=resume, progress=progress,
-                     evaluate=evaluate, run=run)
-
-
-def load_run(checkpoint: str | Path) -> tuple[LocConfig, CAMNet, dict]:
-    """Config, model with trained weights, and the checkpoint's ``extra`` of a training run."""
-    return _load_run(TASK, checkpoint)
+train = TASK.train
+load_run = TASK.load_run
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] = ("val", "test"),

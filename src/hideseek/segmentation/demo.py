@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
-from hideseek.segmentation.voc import voc_palette
-from hideseek.segmentation.pseudo import class_scores, pseudo_labels
-from hideseek.segmentation.train import SegConfig, load_run, train, transforms
 from hideseek.results.compare import ComparePlan, run_comparison, write_tables
 from hideseek.results.tables import render_table
+from hideseek.segmentation.pseudo import class_scores, pseudo_labels
+from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
+from hideseek.segmentation.train import SegConfig, load_run, train, transforms
+from hideseek.segmentation.voc import voc_palette
 
 __all__ = ["SegDemoPlan", "FULL", "QUICK", "run_seg_demo"]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from hideseek.segmentation.voc import VOC_CLASSES, read_image_ids, read_label_png
 from hideseek.segmentation.metrics import MeanIoU
+from hideseek.segmentation.voc import VOC_CLASSES, read_image_ids, read_label_png
 
 __all__ = ["SegEvaluationError", "evaluate_label_dirs"]
 

@@ -192,7 +192,10 @@ class ThresholdSweep(Metric):
         if not best.is_floating_point():
             best = best.double()
         bins = torch.bucketize(best, self._boundaries.to(device=best.device, dtype=best.dtype), right=False)
-        keep = target != self.ignore_index if self.ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+        if self.ignore_index is not None:
+            keep = target != self.ignore_index
+        else:
+            keep = torch.ones_like(target, dtype=torch.bool)
         nbins = self.counts.shape[2]
         flat = (target[keep] * self.num_classes + preds[keep]) * nbins + bins[keep]
         counts = torch.bincount(flat, minlength=self.counts.numel()).reshape(self.counts.shape)

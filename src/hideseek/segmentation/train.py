@@ -43,8 +43,7 @@ from hideseek.cam.recipe import (
     build_scheduler,
     image_transforms,
 )
-from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, train_run, write_record
-from hideseek.engine.lifecycle import load_run as _load_run
+from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
 from hideseek.segmentation.metrics import ThresholdSweep
 from hideseek.segmentation.pseudo import class_scores, pseudo_labels
 from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
@@ -118,7 +117,8 @@ def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True,
             config = dataclasses.replace(config, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
         def opener(split, train):
-            return VOCSegmentation(config.data_root, split, transforms(config, train), masks="none" if train else "auto",
+            return VOCSegmentation(config.data_root, split, transforms(config, train),
+                                   masks="none" if train else "auto",
                                    include_difficult=config.include_difficult)
         out["classes"] = VOC_CLASSES[1:]
     if train_split:
@@ -160,7 +160,8 @@ def score_split(model: CAMNet, config: SegConfig, dataset: VOCSegmentation, *, c
     names = ("background", *dataset.classes)
     sweep = ThresholdSweep(len(names), cam_thresholds(config.threshold_interval), IGNORE_INDEX, names)
     # fp32 always: reduced precision would move the argmax between classes
-    stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size, eval_fn=_SweepScorer(sweep, config.cam_method),
+    stats = engine.evaluate(model, dataset, ctx=ctx, batch_size=config.batch_size,
+                            eval_fn=_SweepScorer(sweep, config.cam_method),
                             amp=False, num_workers=config.num_workers, collate_fn=collate_seg, progress=progress,
                             desc=f"pseudo-masks {dataset.split}")
     sweep.sync()
@@ -246,19 +247,8 @@ class SegTask(Task):
 TASK = SegTask()
 
 
-def train(config: SegConfig, output_dir: str | Path, *, records: str | Path | None = None, resume: bool = False,
-          progress: bool = True, evaluate: bool = True, run: str | None = None) -> dict:
-    """Train a multi-label CAM model, then (optionally) score pseudo-masks and append records.
-
-    Returns ``{"run", "output_dir", "checkpoint", "fit", "results", "train_seconds"}``.
-    """
-    return train_run(TASK, config, output_dir, records=records, resume=resume, progress=progress,
-                     evaluate=evaluate, run=run)
-
-
-def load_run(checkpoint: str | Path) -> tuple[SegConfig, CAMNet, dict]:
-    """Config, model with trained weights, and the checkpoint's ``extra`` of a ``seg train`` run."""
-    return _load_run(TASK, checkpoint)
+train = TASK.train
+load_run = TASK.load_run
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] | None = None,

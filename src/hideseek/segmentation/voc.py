@@ -137,7 +137,8 @@ def read_image_ids(path: str | Path) -> list[str]:
     return ids
 
 
-def image_labels(path: str | Path, classes: Sequence[str] = VOC_CLASSES[1:], include_difficult: bool = True) -> list[int]:
+def image_labels(path: str | Path, classes: Sequence[str] = VOC_CLASSES[1:],
+                 include_difficult: bool = True) -> list[int]:
     """Sorted class indices (0-based over ``classes``, i.e. without background) of the
     objects in an annotation XML file."""
     path = Path(path)
@@ -173,7 +174,8 @@ def _split_file(root: Path, split: str) -> Path:
         path = root / "ImageSets" / folder / f"{split}.txt"
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{root / 'ImageSets' / 'Segmentation' / (split + '.txt')}: split list of {split!r} not found")
+    listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    raise FileNotFoundError(f"{listing}: split list of {split!r} not found")
 
 
 class VOCSegmentation(torch.utils.data.Dataset):

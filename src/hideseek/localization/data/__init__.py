@@ -2,7 +2,12 @@
 
 from hideseek.localization.data.cub import cub_metadata, read_cub_classes
 from hideseek.localization.data.dataset import SyntheticWSOL, WSOLDataset, collate_wsol, load_rgb
-from hideseek.localization.data.ilsvrc import ilsvrc_metadata, ilsvrc_train_metadata, ilsvrc_val_metadata, write_metadata
+from hideseek.localization.data.ilsvrc import (
+    ilsvrc_metadata,
+    ilsvrc_train_metadata,
+    ilsvrc_val_metadata,
+    write_metadata,
+)
 from hideseek.localization.data.metadata import MetadataError, WSOLMetadata, load_metadata
 from hideseek.localization.data.synthetic import SyntheticConfig, render, write_benchmark
 
