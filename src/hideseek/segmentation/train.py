@@ -45,6 +45,7 @@ from hideseek.cam.recipe import (
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, train_run, write_record
 from hideseek.engine.lifecycle import load_run as _load_run
+from hideseek.segmentation.choices import DATASETS
 from hideseek.segmentation.metrics import ThresholdSweep
 from hideseek.segmentation.pseudo import class_scores, pseudo_labels
 from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
@@ -52,8 +53,6 @@ from hideseek.segmentation.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 
 __all__ = ["DATASETS", "SegConfig", "SegTask", "calibrated_policy", "evaluate_checkpoint", "load_run", "open_splits",
            "predict", "score_split", "train", "transforms"]
-
-DATASETS = ("synthetic", "voc")
 
 
 @dataclass
