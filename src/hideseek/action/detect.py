@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hideseek.action.choices import SCORES
+
 __all__ = [
     "ACTIVATIONS",
     "DetectConfig",
@@ -49,7 +51,6 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("sigmoid", "minmax")
-SCORES = ("mean", "outer-inner")
 
 
 @dataclass(frozen=True)

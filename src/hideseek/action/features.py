@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from filelock import FileLock, Timeout
 from torch import nn
 
+from hideseek.action.choices import FEATURE_SOURCES, ON_ERROR
 from hideseek.action.dataset import VideoFeatures
 from hideseek.action.thumos import FeatureSplit, _class_list, _filter_ambiguous, read_activitynet_annotations
 
@@ -305,7 +306,7 @@ def extract_features(
 
     from hideseek.engine import resolve_device
 
-    if on_error not in ("skip", "raise"):
+    if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     if isinstance(snippet, bool) or not isinstance(snippet, int) or snippet < 1:
         raise ValueError(f"snippet must be a positive integer, got {snippet!r}")
@@ -468,7 +469,6 @@ def load_feature_dir(
     return FeatureSplit(videos, class_list, _filter_ambiguous(amb, [v.video for v in videos]), source=str(folder))
 
 
-FEATURE_SOURCES = ("extracted", "i3d-split", "wtalc")
 _TRAIN_NAMES = ("train", "validation", "val")
 
 

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["POOLS", "TemporalCAM", "masked_pool", "normalize_temporal_cams", "video_loss"]
+from hideseek.action.choices import POOLS
 
-POOLS = ("mean", "max", "topk")
+__all__ = ["POOLS", "TemporalCAM", "masked_pool", "normalize_temporal_cams", "video_loss"]
 
 
 def _full_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -80,6 +80,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from hideseek.action.choices import PROTOCOLS
+
 __all__ = [
     "DEFAULT_TIOU",
     "PROTOCOLS",
@@ -95,7 +97,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
-PROTOCOLS = ("activitynet", "thumos14", "wtalc")
 DEFAULT_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 _AVERAGE_RANGES = ("0.1:0.5", "0.3:0.7", "0.1:0.7")
 

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from hideseek.action.choices import MODALITIES
 from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
 
 __all__ = [
@@ -388,7 +389,7 @@ def load_split_features(
     from hideseek.action.protocols import load_ambiguous
 
     root = Path(root)
-    if modality not in ("rgb", "flow", "both"):
+    if modality not in MODALITIES:
         raise ValueError(f"modality must be 'rgb', 'flow' or 'both', got {modality!r}")
     gt_path = root / "gt.json"
     annotations = read_activitynet_annotations(gt_path)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from hideseek import engine
+from hideseek.action.choices import AUGMENTATIONS, DATASETS, SCHEDULES
 from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
 from hideseek.action.detect import DetectConfig, detect_video, write_predictions
 from hideseek.action.features import FEATURE_SOURCES, load_feature_source
@@ -51,8 +52,6 @@ from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_reco
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
-
-DATASETS = ("synthetic", "features", "extracted", "i3d-split", "wtalc")
 
 
 @contextlib.contextmanager
@@ -70,7 +69,6 @@ def torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
@@ -131,7 +129,7 @@ class ActionConfig(ConfigDict):
         if self.augmentation not in available_augmentations():
             raise ValueError(
                 f"unknown augmentation {self.augmentation!r}; available: {', '.join(available_augmentations())}")
-        if self.augmentation not in ("none", "frame-has"):
+        if self.augmentation not in AUGMENTATIONS:
             probe = create_augmentation(self.augmentation, **self.aug_params)
             if probe.kind != "video":
                 raise ValueError(f"augmentation {self.augmentation!r} is for {probe.kind} input, not snippet "

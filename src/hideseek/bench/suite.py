@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .choices import DEVICES, GROUPS
 from .timing import loadavg, machine_info, measure
 
 __all__ = ["SIZES", "GROUPS", "run_suite"]
@@ -50,10 +51,9 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         dev: dict(images=(4, 3, 32, 32), clips=(2, 8, 3, 16, 16), features=(2, 16, 32),
                   box_maps=3, box_size=48, tmap=(8, 4, 6),
                   train=dict(model="resnet10t", batch=2, size=32, rounds=2, amp=False))
-        for dev in ("cpu", "cuda")
+        for dev in DEVICES
     },
 }
-GROUPS = ("images", "frames", "evaluators", "training")
 
 
 class _Rows:

@@ -20,7 +20,7 @@ _WHERE = {
     "nearest_indices": "maps", "normalize_cams": "maps", "resize_cams": "maps",
     "CAM_METHODS": "methods", "CAMInputs": "methods", "cam_method_names": "methods", "compute_cams": "methods",
     "get_cam_method": "methods", "register_cam_method": "methods", "unregister_cam_method": "methods",
-    "Metric": "metric", "POOLS": "model", "CAMNet": "model",
+    "Metric": "metric", "POOLS": "choices", "CAMNet": "model",
     "Calibrated": "policies", "Fixed": "policies", "Oracle": "policies", "ThresholdPolicy": "policies",
     "cam_thresholds": "policies",
 }

@@ -16,12 +16,11 @@ from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
 from hideseek.cam.backbones import backbone_error, drop_last_stride
+from hideseek.cam.choices import POOLS
 from hideseek.cam.maps import resize_cams
 from hideseek.cam.methods import ClassChoice, compute_cams
 
 __all__ = ["CAMNet", "POOLS"]
-
-POOLS = ("avg", "max", "avgmax")
 
 
 class CAMNet(nn.Module):

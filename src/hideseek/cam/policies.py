@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hideseek.cam.choices import CALIBRATED, FIXED, ORACLE
+
 __all__ = ["Calibrated", "Fixed", "Oracle", "ThresholdPolicy", "cam_thresholds", "grid_index"]
 
 
@@ -58,7 +60,7 @@ class Oracle(ThresholdPolicy):
     This peeks at the evaluation labels; report it as such, or use :class:`Calibrated`.
     """
 
-    name: str = field(init=False, default="oracle")
+    name: str = field(init=False, default=ORACLE)
 
     def index(self, metric, key, accuracies, thresholds):
         return int(np.argmax(accuracies))
@@ -69,7 +71,7 @@ class Fixed(ThresholdPolicy):
     """One threshold for every metric (the classic CAM / HaS protocol, e.g. 0.2 or 0.3)."""
 
     tau: float
-    name: str = field(init=False, default="fixed")
+    name: str = field(init=False, default=FIXED)
 
     def index(self, metric, key, accuracies, thresholds):
         return grid_index(thresholds, self.tau, f"policy fixed, {metric}")
@@ -88,7 +90,7 @@ class Calibrated(ThresholdPolicy):
 
     thresholds: Mapping[str, float | Mapping[str, float]]
     source: str = "val"
-    name: str = field(init=False, default="calibrated")
+    name: str = field(init=False, default=CALIBRATED)
 
     @classmethod
     def from_result(cls, result: Mapping, source: str | None = None) -> Calibrated:

@@ -21,6 +21,7 @@ from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.augment import insert_feature_hide
 from hideseek.cam.backbones import check_backbone
+from hideseek.cam.choices import OPTIMIZERS, SCHEDULES
 from hideseek.cam.methods import get_cam_method
 from hideseek.cam.model import POOLS, CAMNet
 from hideseek.engine import ConfigDict
@@ -39,8 +40,6 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("onecycle", "cosine", "step", "constant")
 
 
 def _choice(kind: str, value: str, choices) -> None:

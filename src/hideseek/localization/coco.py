@@ -56,6 +56,7 @@ import numba
 import numpy as np
 
 from hideseek.localization.boxes import boxes_at_thresholds, quantize, threshold_levels
+from hideseek.localization.choices import IOU_TYPES
 from hideseek.localization.data.metadata import WSOLMetadata
 
 __all__ = [
@@ -82,7 +83,6 @@ STAT_NAMES = (
 """Names of ``COCOeval.stats`` in order (AP at IoU .50:.95, .50, .75, AP by area
 small/medium/large, AR at 1/10/100 detections, AR by area)."""
 
-IOU_TYPES = ("bbox", "segm")
 
 
 class COCOFormatError(ValueError):

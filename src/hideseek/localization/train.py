@@ -39,6 +39,7 @@ from hideseek.cam.recipe import (
     image_transforms,
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
+from hideseek.localization.choices import DATASETS
 from hideseek.localization.data.dataset import SyntheticWSOL, WSOLDataset, collate_wsol
 from hideseek.localization.data.synthetic import SyntheticConfig
 from hideseek.localization.evaluate import resize_box
@@ -54,8 +55,6 @@ from hideseek.localization.metrics import (
 
 __all__ = ["DATASETS", "LocConfig", "LocTask", "evaluate_checkpoint", "evaluate_model", "load_run", "open_splits",
            "train", "transforms"]
-
-DATASETS = ("synthetic", "wsol")
 
 
 @dataclass

