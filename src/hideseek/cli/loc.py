@@ -6,8 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
-from hideseek.cam.choices import FIXED, OPTIMIZERS, ORACLE, POLICIES, POOLS, SCHEDULES
-from hideseek.cli.common import is_main_rank, parse_params, user_errors, write_json
+from hideseek.cam.choices import FIXED, ORACLE, POLICIES
+from hideseek.cli.common import (
+    add_image_run_options,
+    add_synthetic_size_options,
+    apply_quick,
+    image_run_fields,
+    is_main_rank,
+    synthetic_sizes,
+    user_errors,
+    write_json,
+)
 from hideseek.localization.choices import CONVERT_FORMATS, DATASETS, IOU_TYPES
 
 
@@ -142,31 +151,11 @@ def _convert(args) -> int:
 def _train(args) -> int:
     from hideseek.localization.train import LocConfig, train
 
-    if args.quick:  # a tiny run: 4 classes, 64 px, 192/64/64 images, 2 epochs (unless given)
-        args.synthetic_train = args.synthetic_train or 192
-        args.synthetic_val = args.synthetic_val or 64
-        args.synthetic_test = args.synthetic_test or 64
-        args.num_classes = args.num_classes or 4
-        args.image_size = args.image_size or 64
-        args.crop_size, args.epochs, args.batch_size = 64, 2, 32
-        if args.augmentation.startswith("has") and not args.aug_param:
-            args.aug_param = ["grid_sizes=[0,8,16]"]
-    synthetic = {k: v for k, v in (("train", args.synthetic_train), ("val", args.synthetic_val),
-                                   ("test", args.synthetic_test), ("num_classes", args.num_classes),
-                                   ("image_size", args.image_size)) if v is not None}
+    apply_quick(args, train=192, val=64, test=64)
     with user_errors(FileNotFoundError, ValueError):
-        config = LocConfig(
-            dataset=args.dataset, data_root=args.data_root, metadata_root=args.metadata_root,
-            synthetic=synthetic, backbone=args.backbone, pool=args.pool,
-            feature_stage=None if args.feature_stage < 0 else args.feature_stage,
-            large_feature_map=args.large_feature_map, pretrained_file=args.pretrained_file,
-            augmentation=args.augmentation, aug_params=parse_params(args.aug_param), epochs=args.epochs,
-            batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-            schedule=args.schedule,
-            resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size, seed=args.seed,
-            num_workers=args.workers, device=args.device, amp=not args.no_amp,
-            cam_curve_interval=args.cam_curve_interval,
-        )
+        config = LocConfig(dataset=args.dataset, data_root=args.data_root, metadata_root=args.metadata_root,
+                           synthetic=synthetic_sizes(args), cam_curve_interval=args.cam_curve_interval,
+                           **image_run_fields(args))
         output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
         out = train(config, output, records=args.records, resume=args.resume, evaluate=not args.no_eval)
     print(f"checkpoint: {out['checkpoint']}")
@@ -243,33 +232,8 @@ def add_parser(rooms) -> None:
                     help="embedded synthetic benchmark, or the WSOL benchmark layout")
     tr.add_argument("--data-root", help="wsol: folder the image ids are relative to")
     tr.add_argument("--metadata-root", help="wsol: folder holding train/ val/ test/ metadata")
-    tr.add_argument("--synthetic-train", type=int, help="synthetic: training images")
-    tr.add_argument("--synthetic-val", type=int, help="synthetic: val images")
-    tr.add_argument("--synthetic-test", type=int, help="synthetic: test images")
-    tr.add_argument("--num-classes", type=int, help="synthetic: number of classes")
-    tr.add_argument("--image-size", type=int, help="synthetic: image side in pixels")
-    tr.add_argument("--backbone", default="resnet18", help="any timm model name")
-    tr.add_argument("--pool", default="avg", choices=POOLS, help="global pooling (GAP, GMP, both)")
-    tr.add_argument("--feature-stage", type=int, default=2,
-                    help="cut the backbone after this timm feature stage (-1: whole backbone)")
-    tr.add_argument("--large-feature-map", action="store_true", help="drop the last stride (as the WSOL benchmark)")
-    tr.add_argument("--pretrained-file", help="local backbone weights (nothing is downloaded)")
-    tr.add_argument("--augmentation", default="none",
-                    help="registry name: none, has, has-mixed, cutout, random-erasing, feature-has, ...")
-    tr.add_argument("--aug-param", action="append", default=[], metavar="KEY=VALUE",
-                    help="augmentation parameter, repeatable (e.g. grid_sizes=[0,16,32])")
-    tr.add_argument("--epochs", type=int, default=10)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
-    tr.add_argument("--lr", type=float, default=2e-3)
-    tr.add_argument("--weight-decay", type=float, default=1e-4)
-    tr.add_argument("--schedule", default="onecycle", choices=SCHEDULES, help="per-step LR schedule (peak --lr)")
-    tr.add_argument("--crop-size", type=int, default=96, help="training crop and evaluation size")
-    tr.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    tr.add_argument("--device", default="auto")
-    tr.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    add_synthetic_size_options(tr, "images")
+    add_image_run_options(tr)
     tr.add_argument("--cam-curve-interval", type=float, default=0.01)
     tr.add_argument("--output", help="run folder (checkpoint, log); default runs/<dataset>-<backbone>-<aug>-s<seed>")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")

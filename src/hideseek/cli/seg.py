@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from hideseek.cam.choices import OPTIMIZERS, POOLS, SCHEDULES
-from hideseek.cli.common import is_main_rank, parse_params, user_errors, write_json
+from hideseek.cli.common import (
+    add_image_run_options,
+    add_synthetic_size_options,
+    apply_quick,
+    image_run_fields,
+    is_main_rank,
+    synthetic_sizes,
+    user_errors,
+    write_json,
+)
 from hideseek.cli.demo import room_demo
 from hideseek.segmentation.choices import DATASETS
 
@@ -13,30 +21,11 @@ from hideseek.segmentation.choices import DATASETS
 def _config(args):
     from hideseek.segmentation.train import SegConfig
 
-    if args.quick:  # a tiny run: 4 classes, 64 px, 128/48/48 scenes, 2 epochs
-        args.synthetic_train = args.synthetic_train or 128
-        args.synthetic_val = args.synthetic_val or 48
-        args.synthetic_test = args.synthetic_test or 48
-        args.num_classes = args.num_classes or 4
-        args.image_size = args.image_size or 64
-        args.crop_size, args.epochs, args.batch_size = 64, 2, 32
-        if args.augmentation.startswith("has") and not args.aug_param:
-            args.aug_param = ["grid_sizes=[0,8,16]"]
-    scenes = {k: v for k, v in (("train", args.synthetic_train), ("val", args.synthetic_val),
-                                ("test", args.synthetic_test), ("num_classes", args.num_classes),
-                                ("image_size", args.image_size)) if v is not None}
-    return SegConfig(
-        dataset=args.dataset, data_root=args.data_root, scenes=scenes, train_split=args.train_split,
-        eval_splits=tuple(args.eval_splits) if args.eval_splits else None, backbone=args.backbone, pool=args.pool,
-        feature_stage=None if args.feature_stage < 0 else args.feature_stage, pretrained_file=args.pretrained_file,
-        large_feature_map=args.large_feature_map,
-        augmentation=args.augmentation, aug_params=parse_params(args.aug_param), epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        schedule=args.schedule, resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size,
-        seed=args.seed, num_workers=args.workers, device=args.device, amp=not args.no_amp,
-        threshold_interval=args.threshold_interval, include_difficult=not args.no_difficult,
-    )
-
+    apply_quick(args, train=128, val=48, test=48)
+    return SegConfig(dataset=args.dataset, data_root=args.data_root, scenes=synthetic_sizes(args),
+                     train_split=args.train_split, eval_splits=tuple(args.eval_splits) if args.eval_splits else None,
+                     threshold_interval=args.threshold_interval, include_difficult=not args.no_difficult,
+                     **image_run_fields(args))
 
 def _print_results(results: dict) -> None:
     for split, result in results.items():
@@ -123,33 +112,9 @@ def add_parser(rooms) -> None:
     tr.add_argument("--train-split", default="train", help="voc: training list (train, train_aug, ...)")
     tr.add_argument("--eval-splits", nargs="+", help="splits to score (default: train val [test])")
     tr.add_argument("--no-difficult", action="store_true", help="voc: objects marked difficult do not count as labels")
-    tr.add_argument("--synthetic-train", type=int, help="synthetic: training scenes")
-    tr.add_argument("--synthetic-val", type=int, help="synthetic: val scenes")
-    tr.add_argument("--synthetic-test", type=int, help="synthetic: test scenes")
-    tr.add_argument("--num-classes", type=int, help="synthetic: number of object classes")
-    tr.add_argument("--image-size", type=int, help="synthetic: scene side in pixels")
-    tr.add_argument("--backbone", default="resnet18", help="any timm model name")
-    tr.add_argument("--pool", default="avg", choices=POOLS)
-    tr.add_argument("--feature-stage", type=int, default=2,
-                    help="cut the backbone after this timm feature stage (-1: whole)")
-    tr.add_argument("--large-feature-map", action="store_true", help="drop the last stride (finer CAMs)")
-    tr.add_argument("--pretrained-file", help="local backbone weights (nothing is downloaded)")
-    tr.add_argument("--augmentation", default="none", help="registry name: none, has, has-mixed, cutout, ...")
-    tr.add_argument("--aug-param", action="append", default=[], metavar="KEY=VALUE",
-                    help="augmentation parameter, repeatable")
-    tr.add_argument("--epochs", type=int, default=10)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
-    tr.add_argument("--lr", type=float, default=2e-3)
-    tr.add_argument("--weight-decay", type=float, default=1e-4)
-    tr.add_argument("--schedule", default="onecycle", choices=SCHEDULES)
-    tr.add_argument("--crop-size", type=int, default=96, help="training crop and network input size at evaluation")
-    tr.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
+    add_synthetic_size_options(tr, "scenes")
+    add_image_run_options(tr)
     tr.add_argument("--threshold-interval", type=float, default=0.01, help="background threshold grid step")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--workers", type=int, default=0)
-    tr.add_argument("--device", default="auto")
-    tr.add_argument("--no-amp", action="store_true")
     tr.add_argument("--output", help="run folder (default runs/seg-<dataset>-<backbone>-<aug>-s<seed>)")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
     tr.add_argument("--json", help="write the results per split as JSON here (a val entry calibrates seg predict)")
