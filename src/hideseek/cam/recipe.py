@@ -11,6 +11,7 @@ classifier's learning rate scaled by ``classifier_lr_ratio``) and the per-step s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -19,7 +20,7 @@ from torchvision.transforms import v2
 
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
-from hideseek.augment import insert_feature_hide
+from hideseek.augment import insert_feature_hide, using_sample_ids
 from hideseek.cam.backbones import check_backbone
 from hideseek.cam.choices import OPTIMIZERS, SCHEDULES
 from hideseek.cam.methods import get_cam_method
@@ -35,6 +36,7 @@ __all__ = [
     "build_image_model",
     "build_optimizer",
     "build_scheduler",
+    "image_step",
     "image_transforms",
 ]
 
@@ -170,3 +172,21 @@ def build_scheduler(config: ImageRunConfig, optimizer: torch.optim.Optimizer, sa
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(config.lr_step * steps_per_epoch, 1), gamma=0.1)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))
+
+
+def image_step(augmentation: torch.nn.Module | None, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               target: str):
+    """The training step of an image task: hide on the normalised batch (keyed by each image's
+    index, so the hidden cells depend only on ``(seed, epoch, index)``), forward, ``loss(logits,
+    batch[target])``. Feature-map hiding inside the model is told the same ids."""
+
+    def step(model, batch, epoch):
+        images, ids = batch["image"], batch["index"]
+        if augmentation is not None:
+            augmentation.train()
+            images = augmentation(images, sample_ids=ids)
+        with using_sample_ids(model, ids):
+            logits = model(images)
+        return loss(logits, batch[target])
+
+    return step

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 from hideseek import engine
-from hideseek.augment import using_sample_ids
 from hideseek.cam.maps import nearest_indices
 from hideseek.cam.model import CAMNet
 from hideseek.cam.recipe import (
@@ -36,6 +35,7 @@ from hideseek.cam.recipe import (
     build_image_model,
     build_optimizer,
     build_scheduler,
+    image_step,
     image_transforms,
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
@@ -328,16 +328,7 @@ class LocTask(Task):
         num_classes = int(max(data[s].num_classes for s in ("train", "val", "test")))
         model, augmentation = build_image_model(config, num_classes)
         optimizer = build_optimizer(config, model)
-
-        def step(model, batch, epoch):
-            images, labels, ids = batch["image"], batch["label"], batch["index"]
-            if augmentation is not None:
-                augmentation.train()
-                images = augmentation(images, sample_ids=ids)
-            with using_sample_ids(model, ids):
-                logits = model(images)
-            return F.cross_entropy(logits, labels)
-
+        step = image_step(augmentation, F.cross_entropy, "label")
         return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
                           augmentation, extra={"num_classes": num_classes})
 

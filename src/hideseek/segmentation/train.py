@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hideseek import engine
-from hideseek.augment import using_sample_ids
 from hideseek.cam.model import CAMNet
 from hideseek.cam.policies import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds
 from hideseek.cam.recipe import (
@@ -41,6 +40,7 @@ from hideseek.cam.recipe import (
     build_image_model,
     build_optimizer,
     build_scheduler,
+    image_step,
     image_transforms,
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
@@ -209,6 +209,11 @@ def evaluate_splits(model: CAMNet, config: SegConfig, data: dict, *, ctx, run: s
 # --------------------------------------------------------------------------- the task
 
 
+def _soft_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Multi-label soft-margin loss, in fp32 whatever the autocast dtype."""
+    return F.multilabel_soft_margin_loss(logits.float(), labels)
+
+
 class SegTask(Task):
     """Segmentation: multi-label CAM training with the soft-margin loss, pseudo-mask scoring."""
 
@@ -223,16 +228,7 @@ class SegTask(Task):
         classes = list(data["classes"])
         model, augmentation = build_image_model(config, len(classes))
         optimizer = build_optimizer(config, model)
-
-        def step(model, batch, epoch):
-            images, labels, ids = batch["image"], batch["labels"], batch["index"]
-            if augmentation is not None:
-                augmentation.train()
-                images = augmentation(images, sample_ids=ids)
-            with using_sample_ids(model, ids):
-                logits = model(images)
-            return F.multilabel_soft_margin_loss(logits.float(), labels)
-
+        step = image_step(augmentation, _soft_margin, "labels")
         return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
                           augmentation, extra={"classes": classes})
 
