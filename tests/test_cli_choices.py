@@ -30,6 +30,7 @@ EXPECTED = {
     ("loc", "train", "--pool"): cam_choices.POOLS,
     ("loc", "train", "--optimizer"): cam_choices.OPTIMIZERS,
     ("loc", "train", "--schedule"): cam_choices.SCHEDULES,
+    ("loc", "train", "--wsol-method"): loc_choices.WSOL_METHODS,
     ("loc", "convert", "format"): loc_choices.CONVERT_FORMATS,
     ("seg", "train", "--dataset"): seg_choices.DATASETS,
     ("seg", "train", "--pool"): cam_choices.POOLS,

@@ -33,6 +33,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "ImageRunConfig",
+    "build_batch_augmentation",
     "build_image_model",
     "build_optimizer",
     "build_scheduler",
@@ -120,6 +121,20 @@ def image_transforms(config: ImageRunConfig, train: bool) -> v2.Compose:
     return v2.Compose(steps)
 
 
+def build_batch_augmentation(config: ImageRunConfig) -> torch.nn.Module:
+    """The registry augmentation of ``config`` as a batch module (seeded with the run's seed unless
+    its parameters say otherwise); ``feature-has`` acts inside a model, so it is refused here."""
+    if config.augmentation == "feature-has":
+        raise ValueError("augmentation 'feature-has' hides feature maps inside a CAMNet; this network takes "
+                         "batch augmentations only")
+    params = dict(config.aug_params)
+    params.setdefault("seed", config.seed)
+    augmentation = create_augmentation(config.augmentation, **params)
+    if augmentation.kind != "image":
+        raise ValueError(f"augmentation {config.augmentation!r} is for {augmentation.kind} input, not image batches")
+    return augmentation
+
+
 def build_image_model(config: ImageRunConfig, num_classes: int) -> tuple[CAMNet, torch.nn.Module | None]:
     """The CAM model and, for image augmentations, the batch augmentation module.
 
@@ -134,10 +149,7 @@ def build_image_model(config: ImageRunConfig, num_classes: int) -> tuple[CAMNet,
         if after is None:
             feature_hide = create_augmentation("feature-has", **params)
     else:
-        augmentation = create_augmentation(config.augmentation, **params)
-        if augmentation.kind != "image":
-            raise ValueError(f"augmentation {config.augmentation!r} is for {augmentation.kind} input, "
-                             "not image batches")
+        augmentation = build_batch_augmentation(config)
     model = CAMNet(config.backbone, num_classes, pool=config.pool, pretrained_file=config.pretrained_file,
                    large_feature_map=config.large_feature_map, feature_stage=config.feature_stage,
                    feature_hide=feature_hide)

@@ -13,11 +13,12 @@ from hideseek.cli.common import (
     apply_quick,
     image_run_fields,
     is_main_rank,
+    parse_params,
     synthetic_sizes,
     user_errors,
     write_json,
 )
-from hideseek.localization.choices import CONVERT_FORMATS, DATASETS, IOU_TYPES
+from hideseek.localization.choices import CONVERT_FORMATS, DATASETS, IOU_TYPES, WSOL_METHODS
 
 
 def print_summary(result: dict) -> None:
@@ -155,6 +156,7 @@ def _train(args) -> int:
     with user_errors(FileNotFoundError, ValueError):
         config = LocConfig(dataset=args.dataset, data_root=args.data_root, metadata_root=args.metadata_root,
                            synthetic=synthetic_sizes(args), cam_curve_interval=args.cam_curve_interval,
+                           wsol_method=args.wsol_method, method_params=parse_params(args.method_param),
                            **image_run_fields(args))
         output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
         out = train(config, output, records=args.records, resume=args.resume, evaluate=not args.no_eval)
@@ -235,6 +237,10 @@ def add_parser(rooms) -> None:
     add_synthetic_size_options(tr, "images")
     add_image_run_options(tr)
     tr.add_argument("--cam-curve-interval", type=float, default=0.01)
+    tr.add_argument("--wsol-method", default="cam", choices=WSOL_METHODS,
+                    help="a method of the public WSOL benchmark (acol, spg, adl need a wsol_* backbone)")
+    tr.add_argument("--method-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="method parameter under the benchmark's name, repeatable (e.g. acol_threshold=0.7)")
     tr.add_argument("--output", help="run folder (checkpoint, log); default runs/<dataset>-<backbone>-<aug>-s<seed>")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
     tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")

@@ -9,3 +9,13 @@ from __future__ import annotations
 DATASETS = ("synthetic", "wsol")  # the embedded synthetic benchmark, or the WSOL benchmark layout
 CONVERT_FORMATS = ("ilsvrc", "cub")  # native annotations ``hideseek loc convert`` reads
 IOU_TYPES = ("bbox", "segm")  # COCOeval's AP kinds
+
+# the public WSOL benchmark's own networks (hideseek.localization.benchmark), as timm registers them
+BENCHMARK_BACKBONES = ("wsol_vgg16", "wsol_resnet50", "wsol_inception_v3")
+
+
+def is_benchmark_network(backbone: str) -> bool:
+    return backbone in BENCHMARK_BACKBONES
+
+# the public WSOL benchmark's methods (hideseek.localization.wsol_methods), as its --wsol_method spells them
+WSOL_METHODS = ("cam", "has", "acol", "spg", "adl", "cutmix")

@@ -23,7 +23,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hideseek import engine
 from hideseek.cam.maps import nearest_indices
@@ -32,14 +31,14 @@ from hideseek.cam.recipe import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageRunConfig,
+    build_batch_augmentation,
     build_image_model,
     build_optimizer,
     build_scheduler,
-    image_step,
     image_transforms,
 )
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
-from hideseek.localization.choices import DATASETS
+from hideseek.localization.choices import BENCHMARK_BACKBONES, DATASETS, is_benchmark_network
 from hideseek.localization.data.dataset import SyntheticWSOL, WSOLDataset, collate_wsol
 from hideseek.localization.data.synthetic import SyntheticConfig
 from hideseek.localization.evaluate import resize_box
@@ -52,6 +51,7 @@ from hideseek.localization.metrics import (
     ThresholdPolicy,
     cam_thresholds,
 )
+from hideseek.localization.wsol_methods import get_wsol_method, wsol_step
 
 __all__ = ["DATASETS", "LocConfig", "LocTask", "evaluate_checkpoint", "evaluate_model", "load_run", "open_splits",
            "train", "transforms"]
@@ -68,6 +68,10 @@ class LocConfig(ImageRunConfig):
     ``mean``/``std`` default to the dataset's own pixel statistics for the synthetic
     benchmark and to ImageNet's for real data. ``eval_splits`` are scored after training
     (test under the oracle and, when val is scored, under the val-calibrated thresholds).
+    ``wsol_method`` is one of the public benchmark's methods
+    (:mod:`hideseek.localization.wsol_methods`) with ``method_params`` under the benchmark's
+    names; ``backbone`` any timm model, or one of the benchmark's own networks
+    (``wsol_vgg16``, ``wsol_resnet50``, ``wsol_inception_v3``), which ACoL, SPG and ADL need.
     """
 
     DATASETS: ClassVar[tuple[str, ...]] = DATASETS
@@ -77,9 +81,18 @@ class LocConfig(ImageRunConfig):
     cam_curve_interval: float = 0.01
     iou_thresholds: tuple[int, ...] = (30, 50, 70)
     eval_splits: tuple[str, ...] = ("val", "test")
+    wsol_method: str = "cam"
+    method_params: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if is_benchmark_network(self.backbone):
+            import hideseek.localization.benchmark.factory  # noqa: F401  (registers the networks with timm)
         super().__post_init__()
+        method = get_wsol_method(self.wsol_method)
+        method.resolve(self.method_params)  # unknown parameter names fail before any data is read
+        if method.needs_benchmark_network and not is_benchmark_network(self.backbone):
+            raise ValueError(f"wsol method {method.name!r} changes the network: it is defined on the public WSOL "
+                             f"benchmark's networks ({', '.join(BENCHMARK_BACKBONES)}), not on {self.backbone!r}")
         if self.dataset == "wsol" and not (self.data_root and self.metadata_root):
             raise ValueError("dataset 'wsol' needs data_root (images) and metadata_root (<split>/ folders)")
         self.eval_splits = tuple(self.eval_splits)
@@ -119,6 +132,23 @@ def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "tes
         out[split] = WSOLDataset(root, meta / split, transforms(config, split == "train"))
     out["config"] = config
     return out
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(config: LocConfig, num_classes: int) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """The run's network and batch augmentation: a :class:`CAMNet` on a timm backbone (the image-run
+    recipe), or the benchmark's own network for its method."""
+    if not is_benchmark_network(config.backbone):
+        return build_image_model(config, num_classes)
+    from hideseek.localization.benchmark import benchmark_model
+
+    method = get_wsol_method(config.wsol_method)
+    model = benchmark_model(config.backbone.removeprefix("wsol_"), method.name, num_classes=num_classes,
+                            large_feature_map=config.large_feature_map, pretrained_file=config.pretrained_file,
+                            **method.resolve(config.method_params))
+    return model, None if config.augmentation == "none" else build_batch_augmentation(config)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -326,14 +356,16 @@ class LocTask(Task):
 
     def build(self, config: LocConfig, data: Mapping, ctx: engine.RunContext) -> TrainParts:
         num_classes = int(max(data[s].num_classes for s in ("train", "val", "test")))
-        model, augmentation = build_image_model(config, num_classes)
+        method = get_wsol_method(config.wsol_method)
+        params = method.resolve(config.method_params)
+        model, augmentation = build_model(config, num_classes)
         optimizer = build_optimizer(config, model)
-        step = image_step(augmentation, F.cross_entropy, "label")
+        step = wsol_step(method, params, seed=config.seed, augmentation=augmentation)
         return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
                           augmentation, extra={"num_classes": num_classes})
 
     def model_from_checkpoint(self, config: LocConfig, extra: Mapping) -> CAMNet:
-        return build_image_model(config, int(extra["num_classes"]))[0]
+        return build_model(config, int(extra["num_classes"]))[0]
 
     def evaluate(self, model, config, data, *, ctx, run, records, output_dir, extra, progress,
                  scoremap_dir: str | Path | None = None) -> dict:

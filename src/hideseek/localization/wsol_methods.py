@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from hideseek.augment import hide_patches
+from hideseek.localization.choices import WSOL_METHODS as WSOL_METHOD_NAMES
 
 __all__ = ["WSOL_METHODS", "WSOLMethod", "cutmix_batch", "get_wsol_method", "spg_loss", "spg_mask", "wsol_step"]
 
@@ -72,6 +73,9 @@ WSOL_METHODS: dict[str, WSOLMethod] = {m.name: m for m in (
     WSOLMethod("adl", "adl", {"adl_drop_rate": 0.75, "adl_threshold": 0.9}, needs_benchmark_network=True),
     WSOLMethod("cutmix", "cam", {"cutmix_beta": 1.0, "cutmix_prob": 1.0}),
 )}
+
+
+assert tuple(WSOL_METHODS) == WSOL_METHOD_NAMES, "hideseek.localization.choices.WSOL_METHODS is out of date"
 
 
 def get_wsol_method(name: str) -> WSOLMethod:
