@@ -62,6 +62,24 @@ def _policy_from_args(args):
         raise SystemExit(f"error: {path}: cannot use as calibration ({error})") from None
 
 
+def _evaluate_center_baseline(args) -> int:
+    from hideseek.localization.baselines import evaluate_center_baseline
+    from hideseek.localization.data.metadata import MetadataError
+    from hideseek.localization.evaluate import EvaluationError
+
+    if not args.metadata:
+        raise SystemExit("error: --center-baseline needs --metadata (a split of the WSOL metadata layout)")
+    with user_errors(MetadataError, EvaluationError, ValueError):
+        result = evaluate_center_baseline(args.metadata, sigma_ratio=args.center_sigma, mask_root=args.mask_root,
+                                          cam_curve_interval=args.cam_curve_interval,
+                                          iou_thresholds=args.iou_thresholds, resize_length=args.resize_length)
+    write_json(result, args.output)
+    print_summary(result)
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from hideseek.localization.data.metadata import MetadataError
     from hideseek.localization.evaluate import EvaluationError, evaluate_scoremaps
@@ -70,8 +88,10 @@ def _evaluate(args) -> int:
         return _evaluate_checkpoint(args)
     if args.coco:
         return _evaluate_coco(args)
+    if args.center_baseline:
+        return _evaluate_center_baseline(args)
     if not (args.metadata and args.scoremaps):
-        raise SystemExit("error: give --checkpoint, or --metadata and --scoremaps")
+        raise SystemExit("error: give --checkpoint, or --metadata and --scoremaps (or --center-baseline)")
     policy = _policy_from_args(args)
     with user_errors(MetadataError, EvaluationError):
         result = evaluate_scoremaps(
@@ -204,6 +224,10 @@ def add_parser(rooms) -> None:
     ev.add_argument("--iou-type", nargs="+", default=["bbox"], choices=IOU_TYPES, help="with --coco: AP kinds")
     ev.add_argument("--metadata", help="metadata folder of one split")
     ev.add_argument("--scoremaps", help="folder of <image_id>.npy score maps")
+    ev.add_argument("--center-baseline", action="store_true",
+                    help="score the benchmark's center baseline (a centred Gaussian map, no model) on --metadata")
+    ev.add_argument("--center-sigma", type=float, default=0.25,
+                    help="with --center-baseline: the Gaussian's sigma as a fraction of the map side")
     ev.add_argument("--mask-root", help="root of the GT mask PNGs (mask splits such as OpenImages)")
     ev.add_argument("--cam-curve-interval", type=float, default=0.01, help="CAM threshold step")
     ev.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70],

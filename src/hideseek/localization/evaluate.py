@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -137,10 +137,14 @@ def _load_scoremap(path: Path, length: int) -> np.ndarray:
         scoremap = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise EvaluationError(f"{path}: cannot read score map ({error})") from None
+    return _checked_scoremap(scoremap, str(path), length)
+
+
+def _checked_scoremap(scoremap: np.ndarray, name: str, length: int) -> np.ndarray:
     if scoremap.shape != (length, length):
-        raise EvaluationError(f"{path}: score map has shape {scoremap.shape}, expected ({length}, {length})")
+        raise EvaluationError(f"{name}: score map has shape {scoremap.shape}, expected ({length}, {length})")
     try:
-        check_scoremap(scoremap, str(path))
+        check_scoremap(scoremap, name)
     except (TypeError, ValueError) as error:
         raise EvaluationError(str(error)) from None
     # the reference quantises float64 maps; float32 maps are widened first
@@ -149,7 +153,7 @@ def _load_scoremap(path: Path, length: int) -> np.ndarray:
 
 def evaluate_scoremaps(
     metadata: str | Path | WSOLMetadata,
-    scoremaps: str | Path,
+    scoremaps: str | Path | Callable[[str], np.ndarray],
     *,
     mask_root: str | Path | None = None,
     cam_curve_interval: float = 0.01,
@@ -167,6 +171,8 @@ def evaluate_scoremaps(
     classification accuracies. Mask splits (``mask_root`` required) give ``PxAP``. Every
     result names its ``policy``, counts ``num_images`` and ``num_constant_maps`` (maps with
     one value everywhere, evaluated as the reference does), and ``seconds`` spent.
+    ``scoremaps`` is a folder of ``<image_id>.npy`` files, or a function giving the
+    ``(resize_length, resize_length)`` map of an image id (e.g. a baseline without a model).
     """
     from tqdm.auto import tqdm
 
@@ -177,14 +183,22 @@ def evaluate_scoremaps(
     kind = meta.localization_type
     if kind is None:
         raise EvaluationError(f"{meta.root}: no localization.txt, nothing to evaluate")
-    root = Path(scoremaps)
-    if not root.is_dir():
-        raise EvaluationError(f"{root}: score map folder not found")
+    if callable(scoremaps):
+        def read(image_id: str) -> np.ndarray:
+            return _checked_scoremap(np.asarray(scoremaps(image_id)), f"score map of {image_id!r}", resize_length)
+    else:
+        root = Path(scoremaps)
+        if not root.is_dir():
+            raise EvaluationError(f"{root}: score map folder not found")
+
+        def read(image_id: str) -> np.ndarray:
+            return _load_scoremap(_scoremap_path(root, image_id), resize_length)
     thresholds = cam_thresholds(cam_curve_interval)
     # compile the box kernel before the clock starts: it is start-up, not evaluation
     max_iou_at_thresholds(np.zeros((2, 2)), thresholds[:1], np.zeros((1, 4), dtype=np.int64))
     start = time.perf_counter()
-    _check_complete(meta.image_ids, lambda i: _scoremap_path(root, i).is_file(), "score maps are", root)
+    if not callable(scoremaps):
+        _check_complete(meta.image_ids, lambda i: _scoremap_path(root, i).is_file(), "score maps are", root)
 
     ranked = None
     if predictions is not None:
@@ -204,7 +218,7 @@ def evaluate_scoremaps(
 
     def flush() -> None:
         """Score the buffered maps in one call (the box kernel runs a batch in parallel)."""
-        maps = np.stack([_load_scoremap(_scoremap_path(root, i), resize_length) for i in chunk])
+        maps = np.stack([read(i) for i in chunk])
         nonlocal constant
         constant += int((maps.min(axis=(1, 2)) == maps.max(axis=(1, 2))).sum())
         if kind == "masks":
