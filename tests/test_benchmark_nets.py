@@ -308,7 +308,7 @@ def test_raw_cams_and_score_maps_by_hand(combo):
     size = x.shape[-1]
     seen: dict = {}
     handles = _hooks(model, arch, kind, seen)
-    maps = model.cams(x, y)  # the hooks see the forward pass behind these maps
+    maps, classes, logits = model.cams(x, y)  # the hooks see the last forward pass: the one behind the maps
     for handle in handles:
         handle.remove()
     hand = _hand_raw_cams(model, arch, seen, y)
@@ -320,6 +320,7 @@ def test_raw_cams_and_score_maps_by_hand(combo):
             predicted = model(x)["logits"].argmax(1)
         assert torch.equal(model.raw_cams(x), model.raw_cams(x, predicted))
     assert maps.shape == (2, 1, size, size) and maps.dtype == torch.float32
+    assert classes[:, 0].tolist() == y.tolist() and logits.shape == (2, model.num_classes)
     expected = np.stack([_hand_score_map(m, size) for m in hand])  # OpenCV: skipped without it
     assert np.abs(maps[:, 0].numpy() - expected).max() <= 1e-3
 

@@ -29,7 +29,7 @@ def test_parameter_names_and_defaults_are_the_benchmarks():
     assert get_wsol_method("base").name == "cam"  # the benchmark's own name for CAM
     with pytest.raises(ValueError, match=r"unknown wsol method 'acoll' \(did you mean acol\?\)"):
         get_wsol_method("acoll")
-    with pytest.raises(ValueError, match=r"unknown parameters \['acol_thresh'\]; valid: acol_threshold"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'acol_thresh'; valid: acol_threshold"):
         WSOL_METHODS["acol"].resolve({"acol_thresh": 0.5})
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "compute_cams",
     "get_cam_method",
     "register_cam_method",
+    "resolve_classes",
     "unregister_cam_method",
 ]
 
@@ -103,7 +104,8 @@ def get_cam_method(name: str) -> CAMMethod:
     return CAM_METHODS[name]
 
 
-def _resolve_classes(classes: ClassChoice, logits: torch.Tensor, topk: int) -> torch.Tensor:
+def resolve_classes(classes: ClassChoice, logits: torch.Tensor, topk: int) -> torch.Tensor:
+    """``(B, k)`` classes from a :data:`ClassChoice` (``None``: the top-``topk`` of ``logits``)."""
     if classes is None:
         return logits.topk(min(topk, logits.shape[1]), dim=1).indices
     if callable(classes):
@@ -130,7 +132,7 @@ def compute_cams(
         if spec.needs_grad:
             features = features.detach().requires_grad_(True)
         logits = model.classify(features)
-        chosen = _resolve_classes(classes, logits, topk)
+        chosen = resolve_classes(classes, logits, topk)
         maps = spec.function(CAMInputs(model, images, features, logits, chosen))
     return maps.detach(), chosen, logits.detach()
 

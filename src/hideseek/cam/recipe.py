@@ -89,6 +89,7 @@ class ImageRunConfig(ConfigDict):
     device: str = "auto"
     amp: bool = True
     cam_method: str = "cam"
+    nesterov: bool = False
 
     _tuple_fields = ("mean", "std")
 
@@ -158,15 +159,18 @@ def build_image_model(config: ImageRunConfig, num_classes: int) -> tuple[CAMNet,
     return model, augmentation
 
 
-def build_optimizer(config: ImageRunConfig, model: CAMNet) -> torch.optim.Optimizer:
-    """SGD (momentum 0.9) or AdamW; the classifier's lr is ``classifier_lr_ratio`` x ``lr``
-    (the WSOL benchmark trains its new head 10x faster than the pretrained backbone)."""
-    head = list(model.classifier.parameters())
+def build_optimizer(config: ImageRunConfig, model: torch.nn.Module,
+                    head: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9, Nesterov if ``config.nesterov``) or AdamW; the head's lr is
+    ``classifier_lr_ratio`` x ``lr`` (the WSOL benchmark trains its new layers 10x faster than
+    the pretrained backbone). ``head``: the parameters of that group (default: ``model.classifier``'s)."""
+    head = list(model.classifier.parameters()) if head is None else list(head)
     head_ids = {id(p) for p in head}
     groups = [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": config.lr},
               {"params": head, "lr": config.lr * config.classifier_lr_ratio}]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
+                               nesterov=config.nesterov)
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 

@@ -359,7 +359,12 @@ class LocTask(Task):
         method = get_wsol_method(config.wsol_method)
         params = method.resolve(config.method_params)
         model, augmentation = build_model(config, num_classes)
-        optimizer = build_optimizer(config, model)
+        head = None
+        if is_benchmark_network(config.backbone):
+            from hideseek.localization.benchmark import head_parameters
+
+            head = head_parameters(model)
+        optimizer = build_optimizer(config, model, head)
         step = wsol_step(method, params, seed=config.seed, augmentation=augmentation)
         return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
                           augmentation, extra={"num_classes": num_classes})

@@ -53,13 +53,20 @@ class WSOLMethod:
     needs_benchmark_network: bool = False  # its network parts exist only in the benchmark's networks
 
     def resolve(self, given: Mapping[str, float | int] | None) -> dict:
-        """The method's parameters: the benchmark's defaults updated with ``given`` (unknown names refused)."""
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            valid = ", ".join(self.params) or "none"
-            raise ValueError(f"wsol method {self.name!r}: unknown parameters {unknown}; valid: {valid}")
-        return {**self.params, **given}
+        """The method's parameters: the benchmark's defaults updated with ``given``, each cast to
+        its default's type; a name of another method, or of none, is refused."""
+        params = dict(self.params)
+        for name, value in (given or {}).items():
+            if name not in params:
+                owner = next((m.name for m in WSOL_METHODS.values() if name in m.params), None)
+                if owner is not None:
+                    raise ValueError(f"wsol method {self.name!r}: {name!r} is a parameter of method {owner!r}")
+                valid = ", ".join(params) or "none"
+                raise ValueError(f"wsol method {self.name!r}: unknown parameter {name!r}; valid: {valid}")
+            if isinstance(params[name], int) and int(value) != value:
+                raise ValueError(f"wsol method {self.name!r}: {name!r} must be an integer, got {value!r}")
+            params[name] = type(params[name])(value)
+        return params
 
 
 _SPG_DEFAULTS = {"spg_threshold_1h": 0.7, "spg_threshold_1l": 0.01, "spg_threshold_2h": 0.5,

@@ -17,6 +17,7 @@ import importlib
 # name -> submodule; imported on first use so that importing the package does not import torch
 _WHERE = {
     "ARCHITECTURES": "factory", "METHOD_PARAMS": "factory", "METHOD_TYPES": "factory", "benchmark_model": "factory",
+    "head_parameters": "factory",
     "ADL": "layers", "BenchmarkNet": "layers", "score_maps": "layers",
     "TORCHVISION_FILES": "weights", "WeightsError": "weights", "WeightsReport": "weights",
     "load_torchvision_weights": "weights", "torchvision_key_map": "weights",

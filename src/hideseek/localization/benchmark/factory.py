@@ -26,36 +26,24 @@ from hideseek.localization.benchmark.layers import BenchmarkNet
 from hideseek.localization.benchmark.resnet import ResNet50ACoL, ResNet50CAM, ResNet50SPG
 from hideseek.localization.benchmark.vgg import VGG16CAM, VGG16SPG, VGG16ACoL
 from hideseek.localization.benchmark.weights import load_torchvision_weights
+from hideseek.localization.wsol_methods import WSOL_METHODS, get_wsol_method
 
 __all__ = [
     "ARCHITECTURES",
     "METHOD_PARAMS",
     "METHOD_TYPES",
     "benchmark_model",
+    "head_parameters",
     "wsol_inception_v3",
     "wsol_resnet50",
     "wsol_vgg16",
 ]
 
 ARCHITECTURES = ("vgg16", "resnet50", "inception_v3")
-METHOD_TYPES = {"cam": "cam", "has": "cam", "cutmix": "cam", "acol": "acol", "spg": "spg", "adl": "adl"}
-
-# every method's parameters with the benchmark's defaults (config.py)
-METHOD_PARAMS: dict[str, dict[str, float | int]] = {
-    "cam": {},
-    "has": {"has_grid_size": 4, "has_drop_rate": 0.5},
-    "acol": {"acol_threshold": 0.7},
-    "spg": {
-        "spg_threshold_1h": 0.7,
-        "spg_threshold_1l": 0.01,
-        "spg_threshold_2h": 0.5,
-        "spg_threshold_2l": 0.05,
-        "spg_threshold_3h": 0.7,
-        "spg_threshold_3l": 0.1,
-    },
-    "adl": {"adl_drop_rate": 0.75, "adl_threshold": 0.9},
-    "cutmix": {"cutmix_beta": 1.0, "cutmix_prob": 1.0},
-}
+# the benchmark's methods (hideseek.localization.wsol_methods): the network type each trains, and
+# its parameters with the benchmark's defaults (config.py)
+METHOD_TYPES = {name: method.network for name, method in WSOL_METHODS.items()}
+METHOD_PARAMS: dict[str, dict[str, float | int]] = {name: dict(method.params) for name, method in WSOL_METHODS.items()}
 
 _NETWORKS = {
     "vgg16": {"cam": VGG16CAM, "adl": VGG16CAM, "acol": VGG16ACoL, "spg": VGG16SPG},
@@ -70,21 +58,6 @@ def _choice(kind: str, value: str, valid) -> ValueError:
     close = difflib.get_close_matches(value, list(valid), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return ValueError(f"unknown {kind} {value!r}{hint}; valid choices: {', '.join(valid)}")
-
-
-def _method_params(method: str, given: dict) -> dict[str, float | int]:
-    params = dict(METHOD_PARAMS[method])
-    for name, value in given.items():
-        if name not in params:
-            owner = next((m for m, names in METHOD_PARAMS.items() if name in names), None)
-            if owner is not None:
-                raise ValueError(f"{name!r} is a parameter of method {owner!r}, not of {method!r}")
-            valid = ", ".join(params) or "none"
-            raise ValueError(f"unknown parameter {name!r} of method {method!r}; its parameters: {valid}")
-        if isinstance(params[name], int) and int(value) != value:
-            raise ValueError(f"{name!r} must be an integer, got {value!r}")
-        params[name] = type(params[name])(value)
-    return params
 
 
 def benchmark_model(
@@ -111,7 +84,7 @@ def benchmark_model(
         raise _choice("architecture", architecture, ARCHITECTURES)
     if method not in METHOD_TYPES:
         raise _choice("WSOL method", method, METHOD_TYPES)
-    params = _method_params(method, method_params)
+    params = get_wsol_method(method).resolve(method_params)
     method_type = METHOD_TYPES[method]
     kwargs: dict = {}
     if method_type == "acol":
@@ -133,6 +106,22 @@ def benchmark_model(
     if pretrained_file is not None:
         load_torchvision_weights(model, pretrained_file, keep_imagenet_fc)
     return model
+
+
+# the benchmark's two learning-rate groups (its main.py): parameter names holding one of these
+# substrings train at the base lr on VGG16 and Inception-v3 (the pretrained trunk) and at the
+# classifier lr on ResNet50 (its last stage and fc); every other parameter takes the other rate
+_TRUNK_PATTERNS = {"vgg16": ("features.",), "inception_v3": ("Mixed", "Conv2d_1", "Conv2d_2", "Conv2d_3", "Conv2d_4")}
+_HEAD_PATTERNS = {"resnet50": ("layer4.", "fc.")}
+
+
+def head_parameters(model: BenchmarkNet) -> list[torch.nn.Parameter]:
+    """The parameters the benchmark trains at ``lr x lr_classifier_ratio`` (its classifier group)."""
+    if model.architecture in _HEAD_PATTERNS:
+        patterns = _HEAD_PATTERNS[model.architecture]
+        return [p for name, p in model.named_parameters() if any(k in name for k in patterns)]
+    patterns = _TRUNK_PATTERNS[model.architecture]
+    return [p for name, p in model.named_parameters() if not any(k in name for k in patterns)]
 
 
 def _timm_entry(architecture: str, pretrained: bool, kwargs: dict) -> torch.nn.Module:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hideseek.cam.maps import normalize_cams
+from hideseek.cam.methods import ClassChoice, resolve_classes
 
 __all__ = [
     "ADL",
@@ -147,6 +148,7 @@ class BenchmarkNet(nn.Module):
 
     architecture: str = ""
     method_type: str = ""
+    returns_dict = True  # forward(x, labels) -> {"logits", ...}: what the WSOL methods' training step expects
 
     def __init__(self, num_classes: int, large_feature_map: bool):
         super().__init__()
@@ -173,9 +175,25 @@ class BenchmarkNet(nn.Module):
         with torch.no_grad():
             return self._raw_cams(x, labels).detach()
 
-    def cams(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """Score maps (B, 1, H, W) float32 at the input size, as the benchmark's ``inference.py`` makes them."""
-        return score_maps(self.raw_cams(x, classes), tuple(x.shape[-2:]))
+    def cams(self, x: torch.Tensor, classes: ClassChoice = None, topk: int = 1, size: tuple[int, int] | None = None,
+             method: str = "cam") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score maps as the benchmark's ``inference.py`` makes them, with :class:`~hideseek.cam.CAMNet`'s contract.
+
+        Returns ``(maps, classes, logits)``: maps (B, k, H, W) float32 at the input size (or
+        ``size``), each the benchmark's score map of one class; classes (B, k) as given
+        (``(B,)`` or ``(B, k)``, or a function of the logits) or the top-``topk`` predicted;
+        logits (B, num_classes). The CAM is the method's own (``method="cam"``: the maps its
+        ``return_cam`` path gives); other CAM methods are not defined on these networks.
+        """
+        if method != "cam":
+            raise ValueError(f"{type(self).__name__}: CAM method {method!r} is not defined on the benchmark's "
+                             "networks; their CAM is the WSOL method's own ('cam')")
+        with torch.no_grad():
+            logits = self(x)["logits"]
+        chosen = resolve_classes(classes, logits, topk)
+        size = tuple(size or x.shape[-2:])
+        maps = [score_maps(self.raw_cams(x, chosen[:, j]), size)[:, 0] for j in range(chosen.shape[1])]
+        return torch.stack(maps, dim=1), chosen, logits.detach()
 
 
 class LinearCAMHead:
