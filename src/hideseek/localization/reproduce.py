@@ -24,7 +24,7 @@ from hideseek.results.report import load_published
 __all__ = ["load_row_config", "reproduce"]
 
 TARGET_KEYS = ("dataset", "split", "backbone", "method", "metric")
-PATH_KEYS = ("data_root", "metadata_root", "pretrained_file")
+PATH_KEYS = ("data_root", "metadata_root", "pretrained_file", "mask_root")
 
 
 def load_row_config(path: str | Path, data_root: str | Path | None = None,

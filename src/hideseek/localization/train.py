@@ -70,7 +70,8 @@ class LocConfig(ImageRunConfig):
     (test under the oracle and, when val is scored, under the val-calibrated thresholds).
     ``wsol_method`` is one of the public benchmark's methods
     (:mod:`hideseek.localization.wsol_methods`) with ``method_params`` under the benchmark's
-    names; ``backbone`` any timm model, or one of the benchmark's own networks
+    names; ``mask_root`` holds the masks of mask splits (OpenImages: PxAP); ``backbone`` any
+    timm model, or one of the benchmark's own networks
     (``wsol_vgg16``, ``wsol_resnet50``, ``wsol_inception_v3``), which ACoL, SPG and ADL need.
     """
 
@@ -83,6 +84,7 @@ class LocConfig(ImageRunConfig):
     eval_splits: tuple[str, ...] = ("val", "test")
     wsol_method: str = "cam"
     method_params: dict = field(default_factory=dict)
+    mask_root: str | None = None
 
     def __post_init__(self):
         if is_benchmark_network(self.backbone):
@@ -130,6 +132,8 @@ def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "tes
         if not (meta / split).is_dir():
             raise FileNotFoundError(f"{meta / split}: metadata folder of split {split!r} not found")
         out[split] = WSOLDataset(root, meta / split, transforms(config, split == "train"))
+        if config.mask_root and split != "train" and out[split].metadata.localization_type == "masks":
+            out["masks"][split] = WSOLDataset(root, meta / split, None, mask_root=config.mask_root)
     out["config"] = config
     return out
 
@@ -211,7 +215,9 @@ class _Scorer:
         self.cam_method = config.cam_method
         self.size = config.crop_size
         self.dataset, self.masks = dataset, masks
-        self.boxes = BoxAccuracy(thresholds, config.iou_thresholds)
+        # a mask split (OpenImages) has no boxes: PxAP and classification only
+        has_boxes = dataset.metadata.localization_type != "masks"
+        self.boxes = BoxAccuracy(thresholds, config.iou_thresholds) if has_boxes else None
         self.classification = ClassificationAccuracy((1, 5))
         self.pxap = PixelAP(thresholds) if masks is not None else None
         self.scoremap_dir = scoremap_dir
@@ -245,14 +251,16 @@ class _Scorer:
         gt_maps = maps[:, 0]
         indices = batch["index"].tolist()
         top5, labels = top5.cpu(), labels.cpu()
-        gt_boxes = [self._gt_boxes(i) for i in indices]
         self.classification.update(top5, labels)
-        self.boxes.update(gt_maps, gt_boxes, top5, labels)
+        gt_boxes = None
+        if self.boxes is not None:
+            gt_boxes = [self._gt_boxes(i) for i in indices]
+            self.boxes.update(gt_maps, gt_boxes, top5, labels)
         gt_masks = None
         if self.pxap is not None:
             gt_masks = np.stack([self._gt_mask(i) for i in indices])
             self.pxap.update(gt_maps, gt_masks)
-        if self.coco is not None:
+        if self.coco is not None and gt_boxes is not None:
             probabilities = logits.softmax(dim=1).cpu()
             for j, index in enumerate(indices):
                 top1 = int(top5[j, 0])
@@ -270,7 +278,7 @@ class _Scorer:
                 metric.sync()
 
     def compute(self, policy: ThresholdPolicy) -> dict:
-        result = self.boxes.compute(policy)
+        result = self.boxes.compute(policy) if self.boxes is not None else {"policy": policy.describe()}
         result.update(self.classification.compute())
         if self.pxap is not None:
             result.update(self.pxap.compute())
@@ -322,9 +330,10 @@ def evaluate_splits(model: CAMNet, config: LocConfig, data: dict, *, ctx, run: s
         out["val"] = val
         _record(config, run, "val", val, ctx, time.perf_counter() - start, records)
     if "test" in data:
-        policies = [Oracle()] + ([Calibrated.from_result(out["val"], source="val")] if "val" in out else [])
+        calibrated = "val" in out and "loc_threshold" in out["val"]  # box thresholds to carry over
+        policies = [Oracle()] + ([Calibrated.from_result(out["val"], source="val")] if calibrated else [])
         # COCO AP needs one threshold before the pass: the val-calibrated one (none without val)
-        coco_tau = out["val"]["loc_threshold"] if "val" in out else None
+        coco_tau = out["val"]["loc_threshold"] if calibrated else None
         tests = evaluate_model(model, config, data["test"], ctx=ctx, masks=data["masks"].get("test"),
                                policies=policies, scoremap_dir=scoremap_dir, progress=progress,
                                coco_threshold=coco_tau)
