@@ -31,6 +31,8 @@ EXPECTED = {
     ("loc", "train", "--optimizer"): cam_choices.OPTIMIZERS,
     ("loc", "train", "--schedule"): cam_choices.SCHEDULES,
     ("loc", "train", "--wsol-method"): loc_choices.WSOL_METHODS,
+    ("loc", "evaluate", "--wsol-method"): loc_choices.WSOL_METHODS,
+    ("loc", "evaluate", "--architecture"): loc_choices.BENCHMARK_ARCHITECTURES,
     ("loc", "convert", "format"): loc_choices.CONVERT_FORMATS,
     ("seg", "train", "--dataset"): seg_choices.DATASETS,
     ("seg", "train", "--pool"): cam_choices.POOLS,

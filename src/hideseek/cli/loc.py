@@ -18,7 +18,13 @@ from hideseek.cli.common import (
     user_errors,
     write_json,
 )
-from hideseek.localization.choices import CONVERT_FORMATS, DATASETS, IOU_TYPES, WSOL_METHODS
+from hideseek.localization.choices import (
+    BENCHMARK_ARCHITECTURES,
+    CONVERT_FORMATS,
+    DATASETS,
+    IOU_TYPES,
+    WSOL_METHODS,
+)
 
 
 def print_summary(result: dict) -> None:
@@ -133,8 +139,20 @@ def _evaluate_checkpoint(args) -> int:
     from hideseek.localization.train import evaluate_checkpoint
 
     with user_errors(FileNotFoundError, ValueError):
-        results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
-                                      scoremap_dir=args.save_scoremaps, device=args.device)
+        if args.architecture:  # a checkpoint of the benchmark's own code
+            from hideseek.localization.train import evaluate_benchmark_checkpoint
+
+            if not (args.data_root and args.metadata_root):
+                raise SystemExit("error: --architecture needs --data-root and --metadata-root")
+            results = evaluate_benchmark_checkpoint(
+                args.checkpoint, args.architecture, args.wsol_method, data_root=args.data_root,
+                metadata_root=args.metadata_root, mask_root=args.mask_root, large_feature_map=args.large_feature_map,
+                num_classes=args.num_classes, splits=args.splits, cam_curve_interval=args.cam_curve_interval,
+                records=args.records, scoremap_dir=args.save_scoremaps, device=args.device or "auto",
+                method_params=parse_params(args.method_param))
+        else:
+            results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
+                                          scoremap_dir=args.save_scoremaps, device=args.device)
     if is_main_rank():  # under torchrun every rank holds the same numbers
         write_json(results, args.output)
         _print_splits(results)
@@ -219,6 +237,16 @@ def add_parser(rooms) -> None:
     ev.add_argument("--save-scoremaps", help="with --checkpoint: write test score maps as <image_id>.npy here")
     ev.add_argument("--records", default="runs/records.jsonl", help="with --checkpoint: result store to append to")
     ev.add_argument("--device", help="with --checkpoint: device override (cpu, cuda, ...)")
+    bench = ev.add_argument_group(
+        "a checkpoint of the public WSOL benchmark's own code ({'state_dict': ...}): --checkpoint with --architecture")
+    bench.add_argument("--architecture", choices=BENCHMARK_ARCHITECTURES, help="the run's network")
+    bench.add_argument("--wsol-method", default="cam", choices=WSOL_METHODS, help="the run's WSOL method")
+    bench.add_argument("--method-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="the run's method parameter (e.g. acol_threshold=0.7), repeatable")
+    bench.add_argument("--large-feature-map", action="store_true", help="the run used --large_feature_map")
+    bench.add_argument("--num-classes", type=int, help="default: the largest class label of the splits + 1")
+    bench.add_argument("--data-root", help="folder the image ids are relative to")
+    bench.add_argument("--metadata-root", help="folder holding the <split>/ metadata folders")
     ev.add_argument("--coco", help="COCO instances JSON: score --coco-results with pycocotools' COCOeval")
     ev.add_argument("--coco-results", help="with --coco: COCO result JSON (boxes and/or RLE masks)")
     ev.add_argument("--iou-type", nargs="+", default=["bbox"], choices=IOU_TYPES, help="with --coco: AP kinds")

@@ -93,6 +93,7 @@ __all__ = [
     "sync_states",
     "teardown",
     "to_device",
+    "strip_wrapper_prefixes",
 ]
 
 CHECKPOINT_NAME = "last.pt"
@@ -647,7 +648,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
-def _strip_wrapper_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def strip_wrapper_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without the ``module.`` (DataParallel, DDP) and ``_orig_mod.`` (torch.compile) prefixes."""
     out = {}
     for key, value in state.items():
         changed = True
@@ -678,7 +680,7 @@ def load_checkpoint_weights(path: str | os.PathLike, model: nn.Module, *, strict
             f"checkpoint {path}: neither a hideseek checkpoint nor a state_dict (keys: {sorted(checkpoint)[:8]})"
         )
     try:
-        model.load_state_dict(_strip_wrapper_prefixes(state), strict=strict)
+        model.load_state_dict(strip_wrapper_prefixes(state), strict=strict)
     except RuntimeError as error:
         raise RuntimeError(f"checkpoint {path}: weights do not fit {type(model).__name__}: {error}") from None
     return meta

@@ -11,7 +11,8 @@ CONVERT_FORMATS = ("ilsvrc", "cub")  # native annotations ``hideseek loc convert
 IOU_TYPES = ("bbox", "segm")  # COCOeval's AP kinds
 
 # the public WSOL benchmark's own networks (hideseek.localization.benchmark), as timm registers them
-BENCHMARK_BACKBONES = ("wsol_vgg16", "wsol_resnet50", "wsol_inception_v3")
+BENCHMARK_ARCHITECTURES = ("vgg16", "resnet50", "inception_v3")
+BENCHMARK_BACKBONES = tuple(f"wsol_{name}" for name in BENCHMARK_ARCHITECTURES)
 
 
 def is_benchmark_network(backbone: str) -> bool:

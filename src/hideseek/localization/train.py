@@ -53,8 +53,18 @@ from hideseek.localization.metrics import (
 )
 from hideseek.localization.wsol_methods import get_wsol_method, wsol_step
 
-__all__ = ["DATASETS", "LocConfig", "LocTask", "evaluate_checkpoint", "evaluate_model", "load_run", "open_splits",
-           "train", "transforms"]
+__all__ = [
+    "DATASETS",
+    "LocConfig",
+    "LocTask",
+    "evaluate_benchmark_checkpoint",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "load_run",
+    "open_splits",
+    "train",
+    "transforms",
+]
 
 
 @dataclass
@@ -401,3 +411,61 @@ def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] = ("val
     """Evaluate a saved run on its own data; returns ``{split: result}`` like training does."""
     return evaluate_run(TASK, checkpoint, overrides={"device": device, "eval_splits": tuple(splits)}, records=records,
                         progress=progress, scoremap_dir=scoremap_dir)
+
+
+def evaluate_benchmark_checkpoint(checkpoint: str | Path, architecture: str, method: str, *, data_root: str,
+                                  metadata_root: str, mask_root: str | None = None, large_feature_map: bool = False,
+                                  num_classes: int | None = None, splits: Sequence[str] = ("test",),
+                                  cam_curve_interval: float = 0.001, records: str | Path | None = None,
+                                  scoremap_dir: str | Path | None = None, device: str = "auto",
+                                  batch_size: int = 64, progress: bool = True,
+                                  method_params: Mapping | None = None) -> dict:
+    """Score a checkpoint written by the public WSOL benchmark's own code (``{'state_dict': ...}``,
+    ``module.`` prefixes of DataParallel allowed) on a split of its metadata layout, as its
+    evaluation does (224 x 224 inputs, ImageNet normalisation, its CAM and score maps).
+
+    ``architecture`` / ``method`` / ``large_feature_map`` must be the run's (the strides are
+    not in the state dict); ``num_classes`` defaults to the largest class label of the
+    scored splits + 1. The weights load strictly into
+    :func:`~hideseek.localization.benchmark.benchmark_model`.
+    """
+    from hideseek.localization.benchmark import benchmark_model
+
+    checkpoint = Path(checkpoint)
+    saved = engine.read_checkpoint(checkpoint)
+    state = saved.get("state_dict", saved) if isinstance(saved, Mapping) else None
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{checkpoint}: not a state dict nor a {{'state_dict': ...}} checkpoint of the benchmark")
+    config = LocConfig(dataset="wsol", data_root=str(data_root), metadata_root=str(metadata_root),
+                       mask_root=str(mask_root) if mask_root else None, backbone=f"wsol_{architecture}",
+                       wsol_method=method, method_params=dict(method_params or {}),
+                       large_feature_map=large_feature_map, crop_size=224, resize_size=224, batch_size=batch_size,
+                       cam_curve_interval=cam_curve_interval, eval_splits=tuple(splits), device=device)
+    ctx = engine.setup(config.device, config.seed)
+    try:
+        data = open_splits(config, config.eval_splits, progress=progress)
+        config = data["config"]
+        if num_classes is None:
+            num_classes = int(max(data[s].num_classes for s in config.eval_splits))
+        model = benchmark_model(architecture, method, num_classes=num_classes, large_feature_map=large_feature_map,
+                                **get_wsol_method(method).resolve(config.method_params))
+        state = engine.strip_wrapper_prefixes(state)
+        expected = model.state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+        if missing or unexpected or wrong:
+            def some(keys: list[str]) -> str:
+                return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+            problems = [f"{what} {len(keys)} ({some(keys)})" for what, keys in
+                        (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+            raise ValueError(f"{checkpoint}: does not fit the benchmark's {architecture} for {method} "
+                             f"(num_classes {num_classes}): {'; '.join(problems)}")
+        model.load_state_dict(state, strict=True)
+        model.to(ctx.device)
+        scored = {"masks": data["masks"], **{split: data[split] for split in config.eval_splits}}
+        return evaluate_splits(model, config, scored, ctx=ctx, run=checkpoint.stem,
+                               records=Path(records) if records else None, scoremap_dir=scoremap_dir,
+                               progress=progress)
+    finally:
+        engine.teardown(ctx)

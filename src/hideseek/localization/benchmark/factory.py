@@ -26,6 +26,7 @@ from hideseek.localization.benchmark.layers import BenchmarkNet
 from hideseek.localization.benchmark.resnet import ResNet50ACoL, ResNet50CAM, ResNet50SPG
 from hideseek.localization.benchmark.vgg import VGG16CAM, VGG16SPG, VGG16ACoL
 from hideseek.localization.benchmark.weights import load_torchvision_weights
+from hideseek.localization.choices import BENCHMARK_ARCHITECTURES
 from hideseek.localization.wsol_methods import WSOL_METHODS, get_wsol_method
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "wsol_vgg16",
 ]
 
-ARCHITECTURES = ("vgg16", "resnet50", "inception_v3")
+ARCHITECTURES = BENCHMARK_ARCHITECTURES
 # the benchmark's methods (hideseek.localization.wsol_methods): the network type each trains, and
 # its parameters with the benchmark's defaults (config.py)
 METHOD_TYPES = {name: method.network for name, method in WSOL_METHODS.items()}
