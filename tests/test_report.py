@@ -59,3 +59,15 @@ def test_cli_formats(tmp_path, capsys):
     assert "64.7" in capsys.readouterr().out
     assert main(["results", "table", "--records", str(path), "--metrics", "PxAP"]) == 2
     assert "metrics ['PxAP'] are in no record" in capsys.readouterr().err
+
+
+def test_the_wsol_benchmark_main_table_is_whole_and_has_one_row_per_cell():
+    published = load_published()
+    table = published[published["source"].str.startswith("wsolevaluation main table")]
+    keys = table[["dataset", "split", "backbone", "method", "metric"]].fillna("").apply(tuple, axis=1)
+    assert not keys.duplicated().any(), sorted(keys[keys.duplicated()])
+    methods = {"CAM", "HaS", "ACoL", "SPG", "ADL", "CutMix", "Best WSOL", "FSL baseline"}
+    for method in methods:  # every dataset x network
+        assert len(table[table["method"] == method]) == 9, method
+    assert len(table[table["method"] == "center-box"]) == 3  # one per dataset, no network
+    assert len(table) == 9 * len(methods) + 3

@@ -1,7 +1,8 @@
 """Write configs/<dataset>-<network>-<method>.toml: one file per cell of the public WSOL
 benchmark's main table (6 methods x 3 networks x 3 datasets = 54), for ``hideseek reproduce``.
 
-Run from the repository root: ``python tools/leaderboard_configs.py``. Every setting comes
+Run from the repository root: ``python tools/leaderboard_configs.py`` (``--table`` prints the
+published main table from the registry instead, as the README shows it). Every setting comes
 from the benchmark's own code (config.py defaults, main.py's optimiser and schedule,
 data_loaders.py's transforms) except where its README publishes a cell's setting (the
 OpenImages / VGG16 / CAM example command); the per-cell values its main table used were
@@ -11,17 +12,18 @@ repository, so each file says which of its values are the cell's own and which a
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-DATASETS = {  # dataset -> (metric, classes, the folder names of the benchmark's layout)
-    "CUB": ("MaxBoxAccV2", 200, "CUB"),
+DATASETS = {  # dataset -> (metric, classes, the folder names of the benchmark's layout), in its table's order
     "ILSVRC": ("MaxBoxAccV2", 1000, "ILSVRC"),
+    "CUB": ("MaxBoxAccV2", 200, "CUB"),
     "OpenImages": ("PxAP", 100, "OpenImages"),
 }
-NETWORKS = {  # benchmark architecture -> (registry backbone label, torchvision weights file)
+NETWORKS = {  # benchmark architecture -> (registry backbone label, torchvision weights file), in its table's order
     "vgg16": ("VGG16", "vgg16-397923af.pth"),
-    "resnet50": ("ResNet50", "resnet50-19c8e357.pth"),
     "inception_v3": ("InceptionV3", "inception_v3_google-1a9a5a14.pth"),
+    "resnet50": ("ResNet50", "resnet50-19c8e357.pth"),
 }
 METHODS = {"cam": "CAM", "has": "HaS", "acol": "ACoL", "spg": "SPG", "adl": "ADL", "cutmix": "CutMix"}
 
@@ -95,7 +97,31 @@ def render(dataset: str, network: str, method: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def published_table() -> str:
+    """The main table as the registry holds it (Markdown), with the config file of each row's cells."""
+    from hideseek.results.report import load_published
+
+    published = load_published()
+    cells = [(d, n) for d in DATASETS for n in NETWORKS]
+    head = " | ".join(f"{d} {NETWORKS[n][0]}" for d, n in cells)
+    lines = [f"| method | {head} | configs |", "|---" + "|---:" * len(cells) + "|---|"]
+    for method, label in [*METHODS.items(), ("", "Best WSOL"), ("", "FSL baseline"), ("", "center-box")]:
+        values = []
+        for dataset, network in cells:
+            backbone = "" if label == "center-box" else NETWORKS[network][0]
+            row = published[(published["dataset"] == dataset) & (published["split"] == "test")
+                             & (published["backbone"].fillna("") == backbone) & (published["method"] == label)
+                             & (published["metric"] == DATASETS[dataset][0])]
+            values.append(f"{float(row['value'].iloc[0]):.1f}" if len(row) == 1 else "")
+        files = f"`*-*-{method}.toml`" if method else ""
+        lines.append(f"| {label} | {' | '.join(values)} | {files} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
+    if "--table" in sys.argv[1:]:
+        print(published_table(), end="")
+        return
     out = Path(__file__).resolve().parents[1] / "configs"
     for dataset in DATASETS:
         for network in NETWORKS:
