@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ class TrainParts:
     extra: dict = field(default_factory=dict)  # checkpoint entries the task needs to rebuild the model
 
 
-class Task:
+class Task(ABC):
     """What one task supplies to the lifecycle.
 
     ``name`` tags checkpoints and records (``"loc"``, ``"seg"``, ``"action"``); a checkpoint
@@ -58,24 +59,26 @@ class Task:
         """A context for the whole run (e.g. a torch thread count); none by default."""
         return contextlib.nullcontext()
 
+    @abstractmethod
     def open_data(self, config, *, train: bool, evaluate: bool, progress: bool) -> dict:
         """The run's data: ``"config"`` (with what opening resolved, e.g. normalisation),
         ``"fit"`` (the training set) when ``train``, and what :meth:`evaluate` needs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build(self, config, data: Mapping, ctx: RunContext) -> TrainParts:
-        raise NotImplementedError
+        """The model, optimiser, step, schedule and augmentation of a training run."""
 
+    @abstractmethod
     def model_from_checkpoint(self, config, extra: Mapping) -> nn.Module:
         """An untrained model of the architecture a checkpoint's ``extra`` describes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(self, model: nn.Module, config, data: Mapping, *, ctx: RunContext, run: str,
                  records: Path | None, output_dir: Path | None, extra: Mapping, progress: bool, **options) -> dict:
-        raise NotImplementedError
+        """Score a trained model on the run's evaluation data, append its records, return the results."""
 
-    def check_checkpoint_data(self, checkpoint: Path, extra: Mapping, data: Mapping) -> None:
-        """Refuse data that does not fit a checkpoint (e.g. another class list)."""
+    def check_checkpoint_data(self, checkpoint: Path, extra: Mapping, data: Mapping) -> None:  # noqa: B027
+        """Refuse data that does not fit a checkpoint (e.g. another class list); any data by default."""
 
     # the task's public verbs (each task module exposes them as ``train`` and ``load_run``)
 
