@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hideseek.action.train import ActionConfig, load_run, open_data, torch_threads, train
+from hideseek.action.train import ActionConfig, load_run, open_data, train
 from hideseek.results.compare import ComparePlan, run_comparison, write_tables
 from hideseek.results.tables import render_table
+from hideseek.threads import torch_threads
 
 __all__ = ["ActionDemoPlan", "FULL", "QUICK", "run_action_demo"]
 

@@ -25,7 +25,6 @@ the test set: the checkpoint scored is the last one.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -49,26 +48,10 @@ from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.engine import ConfigDict
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
+from hideseek.threads import torch_threads
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None):
-    """Run with ``threads`` torch CPU threads (``None``: unchanged), restored afterwards.
-
-    The temporal CAM is a few 1-D convolutions on short sequences: each op is so small
-    that thread synchronisation costs more than it saves (measured on a busy 2-core
-    machine: 5 epochs of the demo's baseline took 2.0 s on 1 thread, 18.0 s on 2).
-    """
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -423,6 +406,8 @@ class ActionTask(Task):
     collate = staticmethod(FeatureDataset.collate)
 
     def threads(self, config: ActionConfig):
+        # the temporal CAM's ops are tiny: thread synchronisation costs more than it saves (busy
+        # 2-core machine: 5 epochs of the demo's baseline took 2.0 s on 1 thread, 18.0 s on 2)
         return torch_threads(config.threads)
 
     def open_data(self, config: ActionConfig, *, train: bool, evaluate: bool, progress: bool) -> dict:

@@ -14,6 +14,8 @@ import numba
 import numpy as np
 import torch
 
+from hideseek.threads import kept_torch_threads
+
 __all__ = ["normalize_and_hide_cpu"]
 
 
@@ -64,11 +66,13 @@ def normalize_and_hide_cpu(x: torch.Tensor, m255: torch.Tensor, s255: torch.Tens
     out = torch.empty(x.shape, dtype=out_dtype)
     if out.numel() == 0:
         return out
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    with kept_torch_threads():  # the first call starts numba's OpenMP layer, which resets torch's count
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     args = (hidden.numpy(), ridx.numpy(), cidx.numpy(), m255.numpy(), s255.numpy())
-    if out_dtype == torch.bfloat16:
-        _kernel_bf16(x.numpy(), out.view(torch.int16).numpy().view(np.uint16), *args,
-                     fill.view(torch.int16).numpy().view(np.uint16))
-    else:
-        _kernel_f32(x.numpy(), out.numpy(), *args, fill.numpy())
+    with kept_torch_threads():
+        if out_dtype == torch.bfloat16:
+            _kernel_bf16(x.numpy(), out.view(torch.int16).numpy().view(np.uint16), *args,
+                         fill.view(torch.int16).numpy().view(np.uint16))
+        else:
+            _kernel_f32(x.numpy(), out.numpy(), *args, fill.numpy())
     return out

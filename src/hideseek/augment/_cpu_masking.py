@@ -18,6 +18,8 @@ import numba
 import numpy as np
 import torch
 
+from hideseek.threads import kept_torch_threads
+
 __all__ = ["apply_cells_cpu", "MIN_ELEMENTS"]
 
 # Below this many elements the eager torch path is as fast and needs no compilation.
@@ -61,11 +63,14 @@ def apply_cells_cpu(xb: torch.Tensor, hidden: torch.Tensor, ridx: torch.Tensor,
     ``fill_bits`` is ``(C,)`` of ``xb``'s dtype. Returns ``xb`` (in place) or a new tensor
     with ``xb``'s shape and memory format.
     """
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    with kept_torch_threads():  # the first call starts numba's OpenMP layer, which resets torch's count
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     args = (hidden.numpy(), ridx.numpy(), cidx.numpy(), fill_bits.numpy())
     if inplace:
-        _hide_inplace(xb.numpy(), *args)
+        with kept_torch_threads():
+            _hide_inplace(xb.numpy(), *args)
         return xb
     out = torch.empty_like(xb)
-    _hide_copy(xb.numpy(), out.numpy(), *args)
+    with kept_torch_threads():
+        _hide_copy(xb.numpy(), out.numpy(), *args)
     return out

@@ -70,6 +70,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from hideseek.threads import kept_torch_threads
+
 __all__ = [
     "quantize",
     "threshold_levels",
@@ -959,7 +961,8 @@ def max_iou_at_thresholds_batch(scoremaps, thresholds, gt_boxes_list) -> tuple[n
     gt = np.zeros((q.shape[0], int(n_gt.max(initial=1)), 4), np.int64)
     for i, g in enumerate(gts):
         gt[i, : len(g)] = g
-    return _max_iou_batch_kernel(q, taus, gt, n_gt)
+    with kept_torch_threads():  # numba's first parallel launch resets OpenMP's (and so torch's) threads
+        return _max_iou_batch_kernel(q, taus, gt, n_gt)
 
 
 def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
