@@ -17,6 +17,8 @@ to the input with OpenCV's bicubic rule, then min-max normalised. OpenCV's ``INT
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -159,11 +161,9 @@ class BenchmarkNet(nn.Module):
         self.method = self.method_type
         self.method_params: dict[str, float | int] = {}
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def _raw_cams(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+    # supplied by the head mixin of each network (LinearCAMHead, ClassMapHead, AcolHead, SpgHead):
+    # forward(x, labels=None) -> output dict, and the raw CAMs of labels (None: the top-1 prediction)
+    _raw_cams: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
     def raw_cams(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The benchmark's ``return_cam=True`` maps (B, h, w) of ``labels`` (``None``: the top-1 prediction).
@@ -205,8 +205,7 @@ class LinearCAMHead:
 
     fc: nn.Linear
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    feature_map: Callable[[torch.Tensor], torch.Tensor]  # the network's last feature maps (B, K, h, w)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"logits": self.fc(_pool(self.feature_map(x)))}
@@ -222,8 +221,7 @@ class LinearCAMHead:
 class ClassMapHead:
     """``class_map(x)`` ends in a 1x1 conv to one map per class; logits are their means (CAM and ADL on Inception)."""
 
-    def class_map(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    class_map: Callable[[torch.Tensor], torch.Tensor]  # one map per class (B, C, h, w)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"logits": _pool(self.class_map(x))}
@@ -248,8 +246,7 @@ class AcolHead:
     classifier_B: nn.Module
     acol_threshold: float
 
-    def acol_feature(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    acol_feature: Callable[[torch.Tensor], torch.Tensor]  # the trunk's features both classifiers read
 
     def _acol(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         feature = self.acol_feature(x)
@@ -283,8 +280,7 @@ class SpgHead:
     label's class map.
     """
 
-    def spg_streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+    spg_streams: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits_b1, logits_b2, logits_c, maps = self.spg_streams(x)
