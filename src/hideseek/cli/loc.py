@@ -68,6 +68,15 @@ def _policy_from_args(args):
         raise SystemExit(f"error: {path}: cannot use as calibration ({error})") from None
 
 
+def _report(result: dict, output: str | None) -> int:
+    """Write the result JSON (when asked), then print its summary."""
+    write_json(result, output)
+    print_summary(result)
+    if output:
+        print(f"wrote {output}")
+    return 0
+
+
 def _evaluate_center_baseline(args) -> int:
     from hideseek.localization.baselines import evaluate_center_baseline
     from hideseek.localization.data.metadata import MetadataError
@@ -79,11 +88,7 @@ def _evaluate_center_baseline(args) -> int:
         result = evaluate_center_baseline(args.metadata, sigma_ratio=args.center_sigma, mask_root=args.mask_root,
                                           cam_curve_interval=args.cam_curve_interval,
                                           iou_thresholds=args.iou_thresholds, resize_length=args.resize_length)
-    write_json(result, args.output)
-    print_summary(result)
-    if args.output:
-        print(f"wrote {args.output}")
-    return 0
+    return _report(result, args.output)
 
 
 def _evaluate(args) -> int:
@@ -111,11 +116,7 @@ def _evaluate(args) -> int:
             policy=policy,
             resize_length=args.resize_length,
         )
-    write_json(result, args.output)
-    print_summary(result)
-    if args.output:
-        print(f"wrote {args.output}")
-    return 0
+    return _report(result, args.output)
 
 
 def _evaluate_coco(args) -> int:
