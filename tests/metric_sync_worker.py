@@ -64,7 +64,7 @@ def compute(rank: int, world: int, sync: bool) -> dict:
     results = {"box": metrics["box"].compute(Oracle()), "cls": metrics["cls"].compute(),
                "pxap": metrics["pxap"].compute(), "miou": metrics["miou"].compute(),
                "sweep": metrics["sweep"].compute(Oracle())}
-    states = {name: {k: v.clone() for k, v in metric.state_dict().items()} for name, metric in metrics.items()}
+    states = {name: {k: torch.as_tensor(v).clone() for k, v in metric.state_dict().items()} for name, metric in metrics.items()}
     return {"states": states, "results": results}
 
 

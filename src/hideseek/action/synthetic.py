@@ -364,13 +364,21 @@ def _write_one(root: Path, config: SyntheticVideoConfig, split: str, index: int)
     return vid, entry
 
 
+def _write_videos(split: str, start: int, stop: int, root: Path, config: SyntheticVideoConfig) -> dict:
+    """Videos ``start..stop-1`` of ``split`` (a pure function of its arguments): ``{id: entry}``."""
+    return dict(_write_one(root, config, split, i) for i in range(start, stop))
+
+
 def write_benchmark(root: str | Path, config: SyntheticVideoConfig | None = None, progress: bool = True,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, workers: int | None = None) -> Path:
     """Write the benchmark under ``root`` (layout in the module docstring), under a lock.
 
     Concurrent callers wait for the first and then find it complete. A complete benchmark
     of the same config hash is left alone; an interrupted write (partial marker) is redone;
     a non-empty folder that is not such a benchmark is refused unless ``overwrite``.
+    ``workers`` processes write the videos (default: the usable cores, at most 8); every
+    video is a pure function of the config, its split and index, so the files do not
+    depend on ``workers``.
     """
     from filelock import FileLock
 
@@ -390,13 +398,16 @@ def write_benchmark(root: str | Path, config: SyntheticVideoConfig | None = None
         for part in ("videos", "features"):
             shutil.rmtree(root / part, ignore_errors=True)
             (root / part).mkdir()
-        jobs = [(split, i) for split in SPLITS for i in range(config.count(split))]
-        from tqdm.auto import tqdm
+        from hideseek.workers import run_chunks
 
+        step = 8
+        jobs = [(split, start, min(start + step, config.count(split)), root, config)
+                for split in SPLITS for start in range(0, config.count(split), step)]
+        done = run_chunks(jobs, _write_videos, workers, f"synthetic videos -> {root}" if progress else None,
+                          unit="video")
         database = {}
-        for split, i in tqdm(jobs, desc=f"synthetic videos -> {root}", unit="video", disable=not progress):
-            vid, entry = _write_one(root, config, split, i)
-            database[vid] = entry
+        for split, start, *_ in jobs:  # in split and index order, whatever order the chunks finished in
+            database.update(done[split, start])
         (root / "gt.json").write_text(json.dumps({"version": "hideseek-synthetic-video", "database": database}) + "\n")
         info = {"generator": "hideseek.action.synthetic", "version": GENERATOR_VERSION, "hash": config_hash(config),
                 "config": config.to_dict(), "classes": config.classes, "stride_s": config.stride_s,

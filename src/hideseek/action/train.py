@@ -48,7 +48,6 @@ from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.engine import ConfigDict
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
-from hideseek.threads import torch_threads
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
@@ -91,6 +90,8 @@ class ActionConfig(ConfigDict):
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
+    # the temporal CAM's ops are tiny: thread synchronisation costs more than it saves (busy
+    # 2-core machine: 5 epochs of the demo's baseline took 2.0 s on 1 thread, 18.0 s on 2)
     threads: int | None = 1
     amp: bool = False
     detect: dict = field(default_factory=dict)
@@ -404,11 +405,6 @@ class ActionTask(Task):
     legacy_keys = ("classes", "in_dim")
     channels_last = False
     collate = staticmethod(FeatureDataset.collate)
-
-    def threads(self, config: ActionConfig):
-        # the temporal CAM's ops are tiny: thread synchronisation costs more than it saves (busy
-        # 2-core machine: 5 epochs of the demo's baseline took 2.0 s on 1 thread, 18.0 s on 2)
-        return torch_threads(config.threads)
 
     def open_data(self, config: ActionConfig, *, train: bool, evaluate: bool, progress: bool) -> dict:
         data = open_data(config, progress=progress)

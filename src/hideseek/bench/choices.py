@@ -8,5 +8,5 @@ from __future__ import annotations
 
 DEVICES = ("cpu", "cuda")
 SIZE_NAMES = ("full", "tiny")  # the keys of suite.SIZES: the published shapes, or a smoke run
-GROUPS = ("images", "frames", "evaluators", "training")
+GROUPS = ("images", "frames", "evaluators", "training", "loop")
 REPORT_FORMATS = ("markdown", "csv")  # what report.render writes

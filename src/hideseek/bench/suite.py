@@ -42,15 +42,19 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "cpu": dict(images=(64, 3, 224, 224), clips=(8, 16, 3, 112, 112), features=(16, 320, 2048),
                     box_maps=64, box_size=224, tmap=(200, 20, 60),
-                    train=dict(model="resnet18", batch=8, size=128, rounds=8, amp=False)),
+                    train=dict(model="resnet18", batch=8, size=128, rounds=8, amp=False),
+                    loop=dict(backbone="resnet18", stage=2, classes=6, images=256, batch=64, size=96, rounds=4)),
         "cuda": dict(images=(256, 3, 224, 224), clips=(32, 16, 3, 112, 112), features=(64, 750, 2048),
                      box_maps=64, box_size=224, tmap=(200, 20, 60),
-                     train=dict(model="resnet50", batch=256, size=224, rounds=20, amp=True)),
+                     train=dict(model="resnet50", batch=256, size=224, rounds=20, amp=True),
+                     loop=dict(backbone="resnet50", stage=None, classes=200, images=2048, batch=256, size=224,
+                               rounds=5)),
     },
     "tiny": {
         dev: dict(images=(4, 3, 32, 32), clips=(2, 8, 3, 16, 16), features=(2, 16, 32),
                   box_maps=3, box_size=48, tmap=(8, 4, 6),
-                  train=dict(model="resnet10t", batch=2, size=32, rounds=2, amp=False))
+                  train=dict(model="resnet10t", batch=2, size=32, rounds=2, amp=False),
+                  loop=dict(backbone="resnet10t", stage=2, classes=3, images=8, batch=4, size=32, rounds=2))
         for dev in DEVICES
     },
 }
@@ -327,6 +331,114 @@ def _training(device: torch.device, size: dict[str, Any], timing: dict[str, Any]
     return rows
 
 
+class _Items(torch.utils.data.Dataset):
+    """In-memory images as the image tasks' items (``image``, ``label``, ``index``)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "label": self.labels[index], "index": index}
+
+
+def _loop(device: torch.device, size: dict[str, Any]) -> list[dict[str, Any]]:
+    """An epoch of the project's training loop against a plain hand-written one.
+
+    Same CAM network (a copy of the same initial weights), data (in-memory normalised
+    images), batch size, optimiser, dtype (the run's AMP choice for this device), memory
+    format and threads. ``project``: :class:`hideseek.engine.Trainer` ``.fit`` with the
+    image tasks' step (:func:`hideseek.cam.recipe.image_step`, no augmentation) over a
+    dataset of items: shuffling loader, collation, device transfer, autocast, loss
+    accumulation, one-cycle schedule and the checkpoint written after every epoch.
+    ``plain``: ``for x, y in batches: loss = cross_entropy(model(x), y); zero_grad;
+    backward; step`` over the same tensors already batched. The two alternate epoch by
+    epoch; ``overhead`` is the median of the paired ratios minus one.
+    """
+    import copy
+    import logging
+    import tempfile
+    import time
+
+    from hideseek import engine
+    from hideseek.cam.model import CAMNet
+    from hideseek.cam.recipe import image_step
+
+    cfg = size["loop"]
+    n, b, s, classes = cfg["images"], cfg["batch"], cfg["size"], cfg["classes"]
+    gen = torch.Generator().manual_seed(5)
+    images = torch.randn(n, 3, s, s, generator=gen)
+    labels = torch.randint(0, classes, (n,), generator=gen)
+    torch.manual_seed(0)
+    project_model = CAMNet(cfg["backbone"], classes, feature_stage=cfg["stage"])
+    plain_model = copy.deepcopy(project_model).to(device, memory_format=torch.channels_last)
+    amp_dtype = engine._amp_dtype(True, device)
+    plain_opt = torch.optim.AdamW(plain_model.parameters(), lr=1e-3)
+    batches = [(images[i:i + b].to(device).contiguous(memory_format=torch.channels_last), labels[i:i + b].to(device))
+               for i in range(0, n, b)]
+
+    def plain_epoch() -> None:
+        plain_model.train()
+        for x, y in batches:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = torch.nn.functional.cross_entropy(plain_model(x), y)
+            plain_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            plain_opt.step()
+
+    ctx = engine.RunContext(device=device, seed=0)
+    items = _Items(images, labels)
+    step = image_step(None, torch.nn.functional.cross_entropy, "label")
+    quiet = logging.getLogger("hideseek.bench-loop")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    rounds = cfg["rounds"]
+    times: dict[str, list[float]] = {"project": [], "plain": []}
+    with tempfile.TemporaryDirectory() as folder:
+        opt = torch.optim.AdamW(project_model.parameters(), lr=1e-3)
+        steps = -(-n // b) * (rounds + 1)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps)
+        trainer = engine.Trainer(project_model, opt, ctx=ctx, output_dir=folder, scheduler=schedule,
+                                 scheduler_interval="step", amp=True, progress=False, log_name="bench-loop")
+
+        def project_epoch() -> None:
+            trainer.fit(items, epochs=trainer.epoch + 1, batch_size=b, step_fn=step)
+
+        for fn in (project_epoch, plain_epoch):  # warm-up: allocator, oneDNN primitives, first-call costs
+            fn()
+        for _ in range(rounds):
+            for key, fn in (("project", project_epoch), ("plain", plain_epoch)):
+                _sync_device(device)
+                start = time.perf_counter()
+                fn()
+                _sync_device(device)
+                times[key].append(time.perf_counter() - start)
+    labels_ = {"project": "hideseek `Trainer.fit`, one epoch (loader, step, schedule, checkpoint)",
+               "plain": "hand-written timm loop, one epoch over the same tensors"}
+    rows = []
+    for key, ts in times.items():
+        arr = np.asarray(ts)
+        row = dict(group="loop", name=f"loop_{key}", label=labels_[key], items=n, unit="images", bytes=None,
+                   median_s=float(np.median(arr)), min_s=float(arr.min()), mean_s=float(arr.mean()),
+                   q1_s=float(np.quantile(arr, 0.25)), q3_s=float(np.quantile(arr, 0.75)), rounds=len(ts),
+                   calls_per_round=1, model=f"CAMNet({cfg['backbone']}, stage {cfg['stage']})", batch=b,
+                   image_size=s, amp_dtype=str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
+                   channels_last=True, threads=torch.get_num_threads(), gb_per_s=None)
+        row["items_per_s"] = n / row["median_s"]
+        if key == "project":
+            row["baseline"] = "loop_plain"
+            row["overhead"] = float(np.median(arr / np.asarray(times["plain"])) - 1.0)
+        rows.append(row)
+    return rows
+
+
+def _sync_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = GROUPS,
               progress: bool = True) -> dict[str, Any]:
     """Run the benchmark groups on ``device`` and return the result document (JSON-ready)."""
@@ -356,6 +468,8 @@ def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = G
             doc["rows"] += _frames(dev, spec, timing)
         elif group == "evaluators":
             doc["rows"] += _evaluators(dev, spec, timing, doc["checks"])
+        elif group == "loop":
+            doc["rows"] += _loop(dev, spec)
         else:
             doc["rows"] += _training(dev, spec, timing)
     doc["loadavg_after"] = loadavg()

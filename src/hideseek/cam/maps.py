@@ -3,14 +3,18 @@
 ``normalize_cams`` follows the public WSOL benchmark: each map is shifted by its minimum
 and divided by its (shifted) maximum; a map that is constant or holds a NaN becomes all
 zeros. ``resize_cams`` is the WSOL convention for raw maps: bicubic upsampling to the
-image, then ``normalize_cams``.
+image, then ``normalize_cams``. torch is imported by the functions that use it, so the
+torch-free evaluators can read ``nearest_indices``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["nearest_indices", "normalize_cams", "resize_cams"]
 
@@ -21,6 +25,8 @@ def normalize_cams(cams: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray
     Accepts (H, W) or (..., H, W), torch or numpy (the result has the input's type, dtype
     and device). Constant maps and maps containing NaN become zeros, as in the reference.
     """
+    import torch
+
     if isinstance(cams, np.ndarray):
         return normalize_cams(torch.from_numpy(np.array(cams, copy=True))).numpy()
     if not cams.is_floating_point():
@@ -36,6 +42,8 @@ def normalize_cams(cams: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray
 
 def resize_cams(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Raw maps (B, k, h, w) -> float32 (B, k, H, W): bicubic to ``size``, min-max normalised."""
+    import torch.nn.functional as F
+
     maps = F.interpolate(raw.float(), size=tuple(size), mode="bicubic", align_corners=False)
     return normalize_cams(maps)
 

@@ -3,34 +3,36 @@
 Life cycle (after torchmetrics' ``Metric``)::
 
     metric.update(...)      # once per batch
-    metric.sync()           # optional: sum the count tensors over processes
+    metric.sync()           # optional: sum the counts over processes
     metric.compute(...)     # -> dict of numbers
     metric.reset()
 
-State is count tensors only, registered by name in ``_states``, so a distributed run sums
-them with :func:`hideseek.engine.sync_states` (which moves them to the device the backend
-reduces on: CUDA for nccl, CPU for gloo) and gets exactly the numbers of one process.
+State is integer counts only, registered by name in ``_states``: numpy arrays for the
+metrics that score saved maps (so scoring files never imports torch, which alone costs
+about 0.8 GB and most of a second), torch tensors for those that accumulate on the
+device. A distributed run sums them with :func:`hideseek.engine.sync_states` (numpy
+counts through a shared-memory tensor view) and gets exactly the numbers of one process.
 """
 
 from __future__ import annotations
 
-import torch
+import sys
 
-from hideseek import engine
+import numpy as np
 
 __all__ = ["Metric"]
 
 
 class Metric:
-    """Accumulator base: integer count tensors registered in ``_states``."""
+    """Accumulator base: integer count arrays (numpy) or tensors (torch) registered in ``_states``."""
 
     _states: tuple[str, ...] = ()
 
     def reset(self) -> None:
         for name in self._states:
-            getattr(self, name).zero_()
+            getattr(self, name)[...] = 0
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
+    def state_dict(self) -> dict:
         return {name: getattr(self, name) for name in self._states}
 
     def merge(self, other: Metric) -> Metric:
@@ -39,11 +41,29 @@ class Metric:
             raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
         for name in self._states:
             mine, theirs = getattr(self, name), getattr(other, name)
-            if mine.shape != theirs.shape:
-                raise ValueError(f"cannot merge: state {name!r} has shape {theirs.shape}, not {mine.shape}")
-            mine += theirs.to(mine.device)
+            if tuple(mine.shape) != tuple(theirs.shape):
+                raise ValueError(f"cannot merge: state {name!r} has shape {tuple(theirs.shape)}, "
+                                 f"not {tuple(mine.shape)}")
+            if isinstance(mine, np.ndarray):
+                mine += theirs if isinstance(theirs, np.ndarray) else theirs.cpu().numpy()
+            else:
+                mine += theirs.to(mine.device) if not isinstance(theirs, np.ndarray) else _torch().from_numpy(theirs)
         return self
 
     def sync(self) -> None:
-        """Sum the count tensors over all processes, in place (no-op without a process group)."""
-        engine.sync_states(self.state_dict())
+        """Sum the counts over all processes, in place (no-op without a process group).
+
+        Without torch imported there is no process group, so nothing is imported here."""
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return
+        from hideseek import engine
+
+        engine.sync_states({name: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+                            for name, value in self.state_dict().items()})
+
+
+def _torch():
+    import torch
+
+    return torch

@@ -21,7 +21,7 @@ def run_demo(room: str, output: str | Path, args) -> dict:
     """Run one room's demo (imported lazily) into ``output``."""
     module, function = DEMO_ROOMS[room][:2]
     run = getattr(importlib.import_module(module), function)
-    return run(output, quick=args.quick, progress=not args.no_progress)
+    return run(output, quick=args.quick, progress=not args.no_progress, workers=getattr(args, "workers", None))
 
 
 def print_demo(out: dict) -> None:
@@ -30,6 +30,8 @@ def print_demo(out: dict) -> None:
     for kind, path in out["files"].items():
         print(f"{kind:>8}: {path}")
     print(f"wall time: {out['seconds']:.0f} s")
+    if out.get("facts"):
+        print(out["facts"])
 
 
 def room_demo(args) -> int:
@@ -41,16 +43,19 @@ def room_demo(args) -> int:
 
 
 def _demo(args) -> int:
+    import os
+    import time
+
     base = Path(args.output)
-    total = 0.0
+    start, load = time.perf_counter(), os.getloadavg()
     for room in args.rooms:
         suffix, title = DEMO_ROOMS[room][2:]
         out = run_demo(room, base.with_name(base.name + suffix), args)
         print(f"\n== {room}: {title}\n")
         print_demo(out)
-        total += out["seconds"]
     if len(args.rooms) > 1:
-        print(f"\ntotal wall time: {total:.0f} s")
+        print(f"\ntotal wall time: {time.perf_counter() - start:.0f} s (load average {load[0]:.2f} before, "
+              f"{os.getloadavg()[0]:.2f} after, {os.cpu_count()} CPU(s))")
     return 0
 
 
@@ -69,9 +74,12 @@ def add_parser(rooms) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    demo.add_argument("--quick", action="store_true", help="tiny version (about a minute), for tests")
+    demo.add_argument("--quick", action="store_true", help="tiny version (well under a minute), for tests")
     demo.add_argument("--output", default="results/demo", help="image demo folder; other rooms go to OUTPUT-<room>")
     demo.add_argument("--rooms", nargs="+", choices=list(DEMO_ROOMS), default=list(DEMO_ROOMS),
                       help="which rooms' demos to run, in this order")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--workers", type=int,
+                      help="training runs at a time, each in its own process with CPUs/WORKERS torch threads "
+                           "(default: one per CPU core, at most the number of runs)")
     demo.set_defaults(handler=_demo)

@@ -730,7 +730,9 @@ class Trainer:
     amp:
         ``True`` (CUDA: bf16 where supported, else fp16; CPU: bf16 when the CPU has native
         bf16, else off), ``"bf16"``, ``"fp16"`` (CUDA) or ``False``; fp16 uses a GradScaler.
-        channels_last applies on CUDA, and on a CPU together with bf16 (oneDNN's fast path).
+        channels_last applies on CUDA and on a CPU (oneDNN's fast path: measured on this
+        project's 2-core AMD EPYC in fp32, one thread, a ResNet-18 training step was 1.11x
+        faster at 96 px and 1.25x at 64 px than in the default layout).
     compile:
         Wrap the (DDP) model in ``torch.compile`` for training; evaluation compiles the
         plain module separately on first use.
@@ -769,7 +771,7 @@ class Trainer:
         on_cuda = ctx.device.type == "cuda"
         self.amp = amp
         self.amp_dtype = _amp_dtype(amp, ctx.device)
-        self.channels_last = bool(channels_last and (on_cuda or self.amp_dtype is not None))
+        self.channels_last = bool(channels_last and ctx.device.type in ("cuda", "cpu"))
         self.compile = compile
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 

@@ -56,8 +56,11 @@ class Task(ABC):
     collate: ClassVar[Callable | None] = None
 
     def threads(self, config) -> contextlib.AbstractContextManager:
-        """A context for the whole run (e.g. a torch thread count); none by default."""
-        return contextlib.nullcontext()
+        """A context for the whole run: torch's CPU thread count set to ``config.threads``
+        (when the config has one and it is not ``None``) and restored afterwards."""
+        from hideseek.threads import torch_threads
+
+        return torch_threads(getattr(config, "threads", None))
 
     @abstractmethod
     def open_data(self, config, *, train: bool, evaluate: bool, progress: bool) -> dict:

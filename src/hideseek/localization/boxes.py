@@ -1067,3 +1067,78 @@ def reference_max_iou_at_thresholds(scoremap, thresholds, gt_boxes) -> tuple[np.
         iou_v1[i] = iou_matrix(largest, gt).max()
         iou_v2[i] = iou_matrix(boxes, gt).max()
     return iou_v1, iou_v2
+
+
+# ---------------------------------------------------------------------------
+# First use: OpenCV while the compiled kernel is built in the background
+# ---------------------------------------------------------------------------
+
+
+def opencv_max_iou_at_thresholds(scoremap, thresholds, gt_boxes) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`max_iou_at_thresholds` through OpenCV, one ``findContours`` per distinct level.
+
+    The reference protocol's numbers (same quantisation, levels, contours and IoU; the test
+    suite checks it against the compiled kernel), but thresholds that map to the same
+    level ``int(tau * q_max)`` share one contour search, so at most 256 searches per map
+    whatever the interval. Needs no compilation: the first evaluation on a fresh install
+    uses it while :func:`warm_up_in_background` builds the kernel.
+    """
+    cv2 = _import_cv2()
+    gt = _as_gt_boxes(gt_boxes)
+    s = _as_scoremap(scoremap)
+    if not (np.isfinite(s).all() and s.min() >= 0 and s.max() <= 1):
+        _check_values(s)
+    taus = _as_thresholds(thresholds)
+    q = (s * 255).astype(np.uint8)  # truncation, as :func:`quantize` (numpy: nothing to compile)
+    levels = threshold_levels(int(q.max()), taus)
+    iou_v1 = np.empty(taus.size)
+    iou_v2 = np.empty(taus.size)
+    for level in np.unique(levels):
+        boxes, largest = _reference_boxes(cv2, q, int(level))
+        at = levels == level
+        iou_v1[at] = iou_matrix(largest, gt).max()
+        iou_v2[at] = iou_matrix(boxes, gt).max()
+    return iou_v1, iou_v2
+
+
+def kernel_compiled(parallel: bool = False, kind: str = "max_iou") -> bool:
+    """Whether a box kernel is compiled in this process or in numba's on-disk cache for this
+    source, i.e. its first call will not compile: ``kind="max_iou"`` (``parallel``: the batch
+    one) or ``"boxes"`` (:func:`boxes_at_thresholds`)."""
+    kernel = _boxes_kernel if kind == "boxes" else _max_iou_batch_kernel if parallel else _max_iou_kernel
+    if kernel.signatures:
+        return True
+    try:
+        return bool(kernel._cache._cache_file._load_index())  # numba's index of cached signatures
+    except Exception:  # noqa: BLE001 - a numba without this layout: assume cached, let numba decide
+        return True
+
+
+def warm_up(parallel: bool = False) -> None:
+    """Compile (or load) the box kernel for float64 maps and write numba's cache."""
+    maps = np.zeros((2, 4, 4))
+    gt = np.zeros((1, 4), np.int64)
+    if parallel:
+        max_iou_at_thresholds_batch(maps, np.array([0.5]), [gt, gt])
+    else:
+        max_iou_at_thresholds(maps[0], np.array([0.5]), gt)
+        boxes_at_thresholds(maps[0], np.array([0.5]))
+
+
+def warm_up_in_background(parallel: bool = False):
+    """Start a detached process that runs :func:`warm_up` (it outlives the caller, so the
+    next evaluation finds the kernel in the cache); returns the ``Popen`` or None."""
+    import subprocess
+    import sys
+
+    code = f"from hideseek.localization.boxes import warm_up; warm_up(parallel={bool(parallel)})"
+    try:
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m hideseek.localization.boxes``: build the kernels now
+    warm_up(False)
+    warm_up(True)

@@ -1,15 +1,17 @@
-"""WSOL metrics: accumulators with count-tensor state and their functional twins.
+"""WSOL metrics: accumulators with integer-count state and their functional twins.
 
 Every accumulator follows the same life cycle (after torchmetrics' ``Metric``)::
 
     metric.update(...)      # once per batch
-    metric.sync()           # optional: sum the count tensors over processes
+    metric.sync()           # optional: sum the counts over processes
     metric.compute(policy)  # -> dict of numbers in percent, naming the threshold policy
     metric.reset()
 
-State is integer count tensors only (per-threshold hit counts and histograms), so a
+State is integer count arrays only (per-threshold hit counts and histograms), so a
 distributed run sums them with one ``all_reduce`` each and gets exactly the numbers of a
-single process.
+single process. The state is numpy and torch is never imported here: scoring saved maps
+(``hideseek loc evaluate --scoremaps``) runs without it; tensors passed in are read as
+arrays.
 
 Definitions follow the public WSOL benchmark (see REFERENCE.md):
 
@@ -25,10 +27,10 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from hideseek.cam.metric import Metric
 from hideseek.cam.policies import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds, grid_index
@@ -69,8 +71,14 @@ def check_scoremap(scoremap: np.ndarray, name: str = "score map") -> None:
         raise ValueError(f"{name}: values must lie in [0, 1], got min {low} and max {high}")
 
 
+def _is_tensor(values) -> bool:
+    """A torch tensor? (without importing torch: a tensor exists only if torch was imported)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(values, torch.Tensor)
+
+
 def _as_index_array(values, what: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
+    if _is_tensor(values):
         values = values.detach().cpu().numpy()
     array = np.asarray(values)
     if array.dtype.kind not in "iu":
@@ -79,12 +87,17 @@ def _as_index_array(values, what: str) -> np.ndarray:
 
 
 def _topk_from(predictions, k: int) -> np.ndarray:
-    """Accept logits (N, C) float or ranked class indices (N, k') int; return (N, k) indices."""
-    if isinstance(predictions, torch.Tensor) and predictions.is_floating_point():
-        k = min(k, predictions.shape[-1])
-        return predictions.detach().topk(k, dim=-1).indices.cpu().numpy()
+    """Accept logits (N, C) float or ranked class indices (N, k') int; return (N, k) indices.
+
+    Logits are ranked by decreasing score, equal scores by increasing class index (the
+    rule of ``argmax``, which the reference's Top-1 uses), for tensors and arrays alike."""
+    if _is_tensor(predictions) and predictions.is_floating_point():
+        predictions = predictions.detach().float().cpu().numpy()
     if isinstance(predictions, np.ndarray) and np.issubdtype(predictions.dtype, np.floating):
-        return _topk_from(torch.from_numpy(predictions), k)
+        if predictions.ndim == 1:
+            predictions = predictions[None]
+        k = min(k, predictions.shape[-1])
+        return np.argsort(-predictions, axis=-1, kind="stable")[:, :k]
     ranked = _as_index_array(predictions, "predictions")
     if ranked.ndim == 1:
         ranked = ranked[:, None]
@@ -98,8 +111,8 @@ class ClassificationAccuracy(Metric):
 
     def __init__(self, topk: Sequence[int] = (1, 5)):
         self.topk = tuple(sorted(set(int(k) for k in topk)))
-        self.correct = torch.zeros(len(self.topk), dtype=torch.int64)
-        self.count = torch.zeros((), dtype=torch.int64)
+        self.correct = np.zeros(len(self.topk), dtype=np.int64)
+        self.count = np.zeros((), dtype=np.int64)
 
     def update(self, predictions, targets) -> None:
         """``predictions``: logits (N, C) or ranked class indices (N, k); ``targets``: (N,)."""
@@ -126,7 +139,7 @@ def _hit_rank(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def _as_maps(scoremaps) -> list[np.ndarray]:
-    if isinstance(scoremaps, torch.Tensor):
+    if _is_tensor(scoremaps):
         scoremaps = scoremaps.detach().cpu().numpy()
     if isinstance(scoremaps, np.ndarray):
         if scoremaps.ndim == 2:
@@ -135,6 +148,9 @@ def _as_maps(scoremaps) -> list[np.ndarray]:
             return list(scoremaps)
         raise ValueError(f"score maps: expected (H, W) or (N, H, W), got shape {scoremaps.shape}")
     return [np.asarray(m) for m in scoremaps]
+
+
+BOX_KERNELS = ("auto", "batch", "single", "opencv")
 
 
 class BoxAccuracy(Metric):
@@ -152,6 +168,12 @@ class BoxAccuracy(Metric):
         classic metrics always the largest.
     strict_iou:
         Count a hit at IoU > d/100 instead of >= d/100 (some papers' convention).
+    kernel:
+        How boxes and IoUs are computed, all with the same numbers: ``"batch"`` (the
+        multi-threaded compiled kernel on batches of equal-shape maps), ``"single"`` (the
+        compiled kernel map by map), ``"opencv"`` (OpenCV contours per distinct level, no
+        compilation), or ``"auto"`` (default): the compiled kernel when numba has it cached,
+        else OpenCV; ``box_kernel`` says which ran.
 
     State: for every IoU threshold d and CAM threshold tau, the number of images hit with
     all-contour boxes and with the largest-contour box; for the classic metrics, per tau,
@@ -166,6 +188,7 @@ class BoxAccuracy(Metric):
         iou_thresholds: Sequence[int] = V2_IOU_THRESHOLDS,
         multi_contour: bool = True,
         strict_iou: bool = False,
+        kernel: str = "auto",
     ):
         self.thresholds = cam_thresholds() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         self.iou_thresholds = tuple(int(d) for d in iou_thresholds)
@@ -173,14 +196,17 @@ class BoxAccuracy(Metric):
             raise ValueError(f"IoU thresholds must be in (0, 100], got {iou_thresholds}")
         self.multi_contour = multi_contour
         self.strict_iou = strict_iou
+        if kernel not in BOX_KERNELS:
+            raise ValueError(f"kernel must be one of {BOX_KERNELS}, got {kernel!r}")
+        self.box_kernel: str | None = None if kernel == "auto" else kernel  # "auto": chosen at the first update
         self._ious = tuple(sorted(set(self.iou_thresholds) | set(V2_IOU_THRESHOLDS) | {LOC_IOU_THRESHOLD}))
         d, t = len(self._ious), len(self.thresholds)
-        self.hits_all = torch.zeros(d, t, dtype=torch.int64)
-        self.hits_largest = torch.zeros(d, t, dtype=torch.int64)
-        self.top1_loc = torch.zeros(t, dtype=torch.int64)
-        self.top5_loc = torch.zeros(t, dtype=torch.int64)
-        self.count = torch.zeros((), dtype=torch.int64)
-        self.classified = torch.zeros((), dtype=torch.int64)
+        self.hits_all = np.zeros((d, t), dtype=np.int64)
+        self.hits_largest = np.zeros((d, t), dtype=np.int64)
+        self.top1_loc = np.zeros(t, dtype=np.int64)
+        self.top5_loc = np.zeros(t, dtype=np.int64)
+        self.count = np.zeros((), dtype=np.int64)
+        self.classified = np.zeros((), dtype=np.int64)
 
     def _hits(self, ious: np.ndarray) -> np.ndarray:
         """(D, T) bool: IoU per threshold against each IoU threshold d/100."""
@@ -190,12 +216,36 @@ class BoxAccuracy(Metric):
     def _max_ious(self, maps: list[np.ndarray], boxes_list: list[np.ndarray]):
         """Per map ``(iou_largest, iou_all)`` over the thresholds; a stack of equal-shape
         maps goes through the multi-threaded batch kernel (same numbers)."""
-        if len(maps) > 1 and len({m.shape for m in maps}) == 1:
+        if self.box_kernel is None:
+            self.box_kernel = self._pick_kernel()
+        if self.box_kernel == "batch" and len(maps) > 1 and len({m.shape for m in maps}) == 1:
             for m in maps:
                 check_scoremap(m)
             largest, every = max_iou_at_thresholds_batch(np.stack(maps), self.thresholds, boxes_list)
             return zip(largest, every)
-        return (max_iou_at_thresholds(m, self.thresholds, b) for m, b in zip(maps, boxes_list))
+        if self.box_kernel == "opencv":
+            from hideseek.localization.boxes import opencv_max_iou_at_thresholds as per_map
+        else:
+            per_map = max_iou_at_thresholds
+        return (per_map(m, self.thresholds, b) for m, b in zip(maps, boxes_list))
+
+    @staticmethod
+    def _pick_kernel() -> str:
+        """``kernel="auto"``: the compiled kernel (the batch one first) if numba has it, in
+        this process or its cache; on a cold cache OpenCV's contours when cv2 is there (the
+        same numbers; compiling would cost most of a minute, more than a split's contour
+        searches); else the batch kernel, compiled now."""
+        from hideseek.localization import boxes
+
+        if boxes.kernel_compiled(True):
+            return "batch"
+        if boxes.kernel_compiled(False):
+            return "single"
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            return "batch"
+        return "opencv"
 
     def update(self, scoremaps, gt_boxes, predictions=None, targets=None) -> None:
         """Accumulate a batch.
@@ -230,10 +280,10 @@ class BoxAccuracy(Metric):
                 raise ValueError(f"image {i} of the batch has no GT box")
         for i, (iou_largest, iou_all) in enumerate(self._max_ious(maps, boxes_list)):
             hits_largest = self._hits(iou_largest)
-            self.hits_all += torch.from_numpy(self._hits(iou_all).astype(np.int64))
-            self.hits_largest += torch.from_numpy(hits_largest.astype(np.int64))
+            self.hits_all += self._hits(iou_all)
+            self.hits_largest += hits_largest
             if rank is not None:
-                loc_hits = torch.from_numpy(hits_largest[loc_row].astype(np.int64))
+                loc_hits = hits_largest[loc_row]
                 if rank[i] < 1:
                     self.top1_loc += loc_hits
                 if rank[i] < 5:
@@ -248,8 +298,8 @@ class BoxAccuracy(Metric):
         n = int(self.count)
         if n == 0:
             raise RuntimeError("BoxAccuracy: no images were accumulated")
-        acc_all = self.hits_all.numpy() * 100.0 / n
-        acc_largest = self.hits_largest.numpy() * 100.0 / n
+        acc_all = self.hits_all * 100.0 / n
+        acc_largest = self.hits_largest * 100.0 / n
         acc_mode = acc_all if self.multi_contour else acc_largest
 
         def pick(metric: str, d: int, table: np.ndarray) -> tuple[float, float]:
@@ -299,14 +349,14 @@ class PixelAP(Metric):
         self.thresholds = cam_thresholds() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         self.edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
         bins = len(self.edges) - 1
-        self.hist_positive = torch.zeros(bins, dtype=torch.int64)
-        self.hist_negative = torch.zeros(bins, dtype=torch.int64)
+        self.hist_positive = np.zeros(bins, dtype=np.int64)
+        self.hist_negative = np.zeros(bins, dtype=np.int64)
 
-    def _histogram(self, scores: np.ndarray) -> torch.Tensor:
+    def _histogram(self, scores: np.ndarray) -> np.ndarray:
         # bin i holds edges[i] <= s < edges[i+1]; the last bin is closed (numpy.histogram)
         index = np.searchsorted(self.edges, scores, side="right") - 1
         index = np.clip(index, 0, len(self.edges) - 2)
-        return torch.from_numpy(np.bincount(index, minlength=len(self.edges) - 1).astype(np.int64))
+        return np.bincount(index, minlength=len(self.edges) - 1).astype(np.int64)
 
     def update(self, scoremaps, masks) -> None:
         """``scoremaps``: (N, H, W) in [0, 1]; ``masks``: (N, H, W) uint8 with 0/1/255."""
@@ -322,8 +372,8 @@ class PixelAP(Metric):
             self.hist_negative += self._histogram(scores[mask == 0])
 
     def compute(self) -> dict:
-        positive = self.hist_positive.numpy().astype(np.float64)
-        negative = self.hist_negative.numpy().astype(np.float64)
+        positive = self.hist_positive.astype(np.float64)
+        negative = self.hist_negative.astype(np.float64)
         tp = positive[::-1].cumsum()
         fn = positive.sum() - tp
         fp = negative[::-1].cumsum()

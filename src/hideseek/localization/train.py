@@ -115,14 +115,17 @@ class LocConfig(ImageRunConfig):
 # --------------------------------------------------------------------------- data
 
 
-def transforms(config: LocConfig, train: bool):
+def transforms(config: LocConfig, train: bool, normalize: bool = True):
     """The image-run recipe's transforms (:func:`hideseek.cam.recipe.image_transforms`)."""
-    return image_transforms(config, train)
+    return image_transforms(config, train, normalize)
 
 
-def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "test"), progress: bool = True) -> dict:
+def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "test"), progress: bool = True,
+                normalize_train: bool = True) -> dict:
     """``{split: dataset}``, ``"masks"``: ``{split: mask dataset}`` where masks exist, and
-    ``"config"``: ``config`` with its normalisation resolved (see :class:`LocConfig`)."""
+    ``"config"``: ``config`` with its normalisation resolved (see :class:`LocConfig`).
+    ``normalize_train=False``: the train split yields uint8 images, for a training step that
+    normalises the batch (:func:`hideseek.cam.recipe.batch_images`)."""
     out: dict = {"masks": {}}
     if config.dataset == "synthetic":
         bench = SyntheticWSOL(SyntheticConfig.from_dict(config.synthetic), progress=progress)
@@ -130,7 +133,8 @@ def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "tes
             mean, std = bench.pixel_stats()
             config = dataclasses.replace(config, mean=mean, std=std)
         for split in splits:
-            out[split] = bench.open(split, transforms(config, split == "train"))
+            normalize = normalize_train or split != "train"
+            out[split] = bench.open(split, transforms(config, split == "train", normalize), cache=config.cache_images)
             if split != "train":
                 out["masks"][split] = bench.open(split, None, masks=True)
         out["config"] = config
@@ -141,7 +145,9 @@ def open_splits(config: LocConfig, splits: Sequence[str] = ("train", "val", "tes
     for split in splits:
         if not (meta / split).is_dir():
             raise FileNotFoundError(f"{meta / split}: metadata folder of split {split!r} not found")
-        out[split] = WSOLDataset(root, meta / split, transforms(config, split == "train"))
+        normalize = normalize_train or split != "train"
+        out[split] = WSOLDataset(root, meta / split, transforms(config, split == "train", normalize),
+                                 cache=config.cache_images)
         if config.mask_root and split != "train" and out[split].metadata.localization_type == "masks":
             out["masks"][split] = WSOLDataset(root, meta / split, None, mask_root=config.mask_root)
     out["config"] = config
@@ -368,7 +374,9 @@ class LocTask(Task):
 
     def open_data(self, config: LocConfig, *, train: bool, evaluate: bool, progress: bool) -> dict:
         # training reads every split: the class count is the largest of them
-        data = open_splits(config, ("train", "val", "test") if train else config.eval_splits, progress=progress)
+        # the training step normalises uint8 batches (unless train is also scored)
+        data = open_splits(config, ("train", "val", "test") if train else config.eval_splits, progress=progress,
+                           normalize_train=not train or "train" in config.eval_splits)
         if train:
             data["fit"] = data["train"]
         return data
@@ -384,7 +392,7 @@ class LocTask(Task):
 
             head = head_parameters(model)
         optimizer = build_optimizer(config, model, head)
-        step = wsol_step(method, params, seed=config.seed, augmentation=augmentation)
+        step = wsol_step(method, params, seed=config.seed, augmentation=augmentation, mean=config.mean, std=config.std)
         return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
                           augmentation, extra={"num_classes": num_classes})
 

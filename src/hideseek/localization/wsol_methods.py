@@ -188,13 +188,16 @@ def _forward(model, images: torch.Tensor, labels: torch.Tensor | None) -> Mappin
 
 
 def wsol_step(method: WSOLMethod, params: Mapping[str, float], *, seed: int,
-              augmentation: torch.nn.Module | None = None) -> Callable:
+              augmentation: torch.nn.Module | None = None, mean=None, std=None) -> Callable:
     """The training step ``(model, batch, epoch) -> loss`` of ``method`` (after an optional
-    batch augmentation of the registry, keyed like every hiding by ``(seed, epoch, index)``)."""
+    batch augmentation of the registry, keyed like every hiding by ``(seed, epoch, index)``).
+    A uint8 batch is normalised with ``mean``/``std`` first
+    (:func:`hideseek.cam.recipe.batch_images`)."""
     from hideseek.augment import using_sample_ids
+    from hideseek.cam.recipe import batch_images
 
     def step(model, batch, epoch):
-        images, labels, ids = batch["image"], batch["label"], batch["index"]
+        images, labels, ids = batch_images(batch, mean, std), batch["label"], batch["index"]
         if augmentation is not None:
             augmentation.train()
             images = augmentation(images, sample_ids=ids)

@@ -13,14 +13,16 @@ models' pseudo-masks (``demo-seg.png``) and appends every run's records to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from hideseek.results.compare import ComparePlan, run_comparison, write_tables
+from hideseek.results.compare import ComparePlan, machine_facts, run_comparison, write_tables
 from hideseek.results.tables import render_table
 from hideseek.segmentation.pseudo import class_scores, pseudo_labels
 from hideseek.segmentation.scenes import SceneConfig, SyntheticScenes
@@ -49,7 +51,7 @@ class SegDemoPlan(ComparePlan):
 
 
 FULL = SegDemoPlan(
-    base=SegConfig(scenes=dict(num_classes=6, image_size=64, train=512, val=128, test=128), backbone="resnet18",
+    base=SegConfig(scenes=dict(num_classes=6, image_size=64, train=384, val=128, test=128), backbone="resnet18",
                    feature_stage=2, epochs=8, batch_size=64, optimizer="adamw", lr=2e-3, crop_size=64, resize_size=64),
     models={"CAM (none)": ("none", {}), "HaS": ("has", {"grid_sizes": [0, 10, 21], "p_hide": 0.5})},
     seeds=(0, 1),
@@ -60,6 +62,7 @@ QUICK = SegDemoPlan(
                    feature_stage=2, epochs=2, batch_size=32, optimizer="adamw", lr=2e-3, crop_size=48, resize_size=48),
     models={"CAM (none)": ("none", {}), "HaS": ("has", {"grid_sizes": [0, 8, 16], "p_hide": 0.5})},
     seeds=(0,),
+    workers=1,  # runs of a few seconds: starting a worker process would cost more
     figure_images=3,
 )
 
@@ -107,10 +110,16 @@ def _rows(label: str, seed: int, config: SegConfig, out: dict) -> list[dict]:
 
 
 def run_seg_demo(output_dir: str | Path = "results/demo-seg", *, quick: bool = False, plan: SegDemoPlan | None = None,
-                 progress: bool = True) -> dict:
-    """Train, score and draw; returns ``{"table", "markdown", "files", "rows", "seconds"}``."""
+                 progress: bool = True, workers: int | None = None) -> dict:
+    """Train, score and draw; returns ``{"table", "markdown", "files", "rows", "seconds", "facts"}``.
+
+    ``workers``: training runs at a time (see :class:`~hideseek.results.compare.ComparePlan`)."""
     plan = plan or (QUICK if quick else FULL)
+    if workers is not None:
+        plan = replace(plan, workers=workers)
     output_dir = Path(output_dir)
+    start, load = time.perf_counter(), os.getloadavg()
+    SyntheticScenes(SceneConfig.from_dict(plan.base.scenes), progress=progress)  # generated here, read by the runs
     runs = run_comparison(plan, train, output_dir, rows=_rows, run_prefix="seg-", progress=progress)
     table = runs.table(list(COLUMNS))
     scenes = plan.base.scenes
@@ -126,4 +135,4 @@ def run_seg_demo(output_dir: str | Path = "results/demo-seg", *, quick: bool = F
     files["figure"] = str(_figure(plan, checkpoints, thresholds, output_dir / "demo-seg.png"))
     files["records"] = str(runs.records)
     return {"table": table, "markdown": render_table(table, "markdown"), "files": files, "rows": runs.rows,
-            "seconds": runs.seconds()}
+            "seconds": time.perf_counter() - start, "facts": machine_facts(plan, load)}

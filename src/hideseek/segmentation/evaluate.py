@@ -7,6 +7,9 @@ PNG of the ground-truth folder. Every problem stops the evaluation with the file
 missing prediction (all missing ids are counted, the first few listed), an RGB PNG, a
 prediction whose size differs from its ground truth, a predicted label outside the
 classes, a ground-truth label that is neither a class nor the ignore index.
+
+Nothing here imports torch: the label maps are numpy arrays scored by :class:`MeanIoU`'s
+numpy counts.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
+import numpy as np
 from tqdm.auto import tqdm
 
 from hideseek.segmentation.metrics import MeanIoU
@@ -67,13 +70,13 @@ def evaluate_label_dirs(predictions: str | Path, ground_truth: str | Path, *, nu
         if pred.shape != gt.shape:
             raise SegEvaluationError(f"{pred_path}: prediction is {pred.shape[1]}x{pred.shape[0]} (WxH), "
                                      f"its ground truth {gt_path} is {gt.shape[1]}x{gt.shape[0]}")
-        pred_t, gt_t = torch.from_numpy(pred).long(), torch.from_numpy(gt).long()
-        if int(pred_t.max()) >= num_classes:
-            values = sorted(set(torch.unique(pred_t[pred_t >= num_classes]).tolist()))
+        pred_l, gt_l = pred.astype(np.int64), gt.astype(np.int64)
+        if int(pred_l.max()) >= num_classes:
+            values = np.unique(pred_l[pred_l >= num_classes]).tolist()
             raise SegEvaluationError(f"{pred_path}: predicted labels {values[:8]} outside the classes "
                                      f"0..{num_classes - 1}")
         try:
-            metric.update(pred_t, gt_t, name=str(gt_path))
+            metric.update(pred_l, gt_l, name=str(gt_path))
         except ValueError as error:
             raise SegEvaluationError(str(error)) from None
     result = metric.compute()

@@ -15,18 +15,25 @@ split with no scored pixel gives NaN in both.
 
 :class:`MeanIoU` and :class:`ThresholdSweep` follow the accumulator life cycle of
 :class:`hideseek.cam.metric.Metric` (``update``, ``compute``, ``reset``, ``merge``,
-``sync``) with integer count tensors as state.
+``sync``) with integer counts as state. :class:`MeanIoU` and the functions count in numpy
+on the CPU and never import torch, so scoring saved label maps (``hideseek seg evaluate``)
+runs without it; torch tensors passed in are read as arrays. :class:`ThresholdSweep`
+accumulates torch tensors on the model's device (it imports torch when built).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from hideseek.cam.metric import Metric
 from hideseek.cam.policies import Oracle, ThresholdPolicy, cam_thresholds
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "LabelError",
@@ -44,57 +51,94 @@ class LabelError(ValueError):
     """A label map holds a value that is not a class (nor the ignore index), or has the wrong shape."""
 
 
-def _as_long(values, what: str) -> torch.Tensor:
+def _is_tensor(values) -> bool:
+    """A torch tensor? (without importing torch: a tensor exists only if torch was imported)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(values, torch.Tensor)
+
+
+def _as_long(values, what: str) -> np.ndarray:
+    """Integer class indices as an int64 array (a tensor is copied to the CPU)."""
+    if _is_tensor(values):
+        if values.is_floating_point() or values.is_complex() or values.dtype == sys.modules["torch"].bool:
+            raise TypeError(f"{what}: expected integer class indices, got dtype {values.dtype}")
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{what}: expected integer class indices, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def _as_long_tensor(values, what: str) -> torch.Tensor:
+    """Integer class indices as an int64 tensor, on the device they are on (:class:`ThresholdSweep`)."""
+    import torch
+
     tensor = torch.as_tensor(values)
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{what}: expected integer class indices, got dtype {tensor.dtype}")
     return tensor.long()
 
 
-def check_labels(preds: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None,
-                 name: str = "label map") -> None:
+def _unique(values) -> list[int]:
+    """Sorted distinct values of an array or tensor, as Python ints."""
+    if _is_tensor(values):
+        values = values.detach().cpu().numpy()
+    return np.unique(values).tolist()
+
+
+def check_labels(preds, target, num_classes: int, ignore_index: int | None, name: str = "label map") -> None:
     """Raise :class:`LabelError` naming ``name`` unless shapes agree, every prediction is a
-    class in ``0..num_classes-1`` and every target is a class or ``ignore_index``."""
-    if preds.shape != target.shape:
+    class in ``0..num_classes-1`` and every target is a class or ``ignore_index``.
+
+    ``preds`` and ``target`` are integer arrays or tensors (checked where they are, a
+    tensor on its device)."""
+    if tuple(preds.shape) != tuple(target.shape):
         raise LabelError(f"{name}: prediction has shape {tuple(preds.shape)}, ground truth {tuple(target.shape)}")
     bad = (preds < 0) | (preds >= num_classes)
     if bool(bad.any()):
-        values = torch.unique(preds[bad]).tolist()
+        values = _unique(preds[bad])
         raise LabelError(f"{name}: predicted labels {values[:8]} outside the classes 0..{num_classes - 1} "
                          f"({int(bad.sum())} pixels)")
     bad = (target < 0) | (target >= num_classes)
     if ignore_index is not None:
         bad &= target != ignore_index
     if bool(bad.any()):
-        values = torch.unique(target[bad]).tolist()
+        values = _unique(target[bad])
         allowed = f"0..{num_classes - 1}" + (f" or {ignore_index}" if ignore_index is not None else "")
         raise LabelError(f"{name}: ground-truth labels {values[:8]} are not {allowed} ({int(bad.sum())} pixels)")
 
 
 def confusion_matrix(preds, target, num_classes: int = 21, ignore_index: int | None = 255,
-                     name: str = "label map") -> torch.Tensor:
-    """(C, C) int64 pixel counts, rows = ground truth, columns = prediction, of any number
-    of label maps of equal shape; pixels whose target is ``ignore_index`` are skipped."""
+                     name: str = "label map") -> np.ndarray:
+    """(C, C) int64 pixel counts (a numpy array), rows = ground truth, columns = prediction,
+    of any number of label maps of equal shape (arrays, tensors or nested lists of integer
+    class indices); pixels whose target is ``ignore_index`` are skipped."""
     preds, target = _as_long(preds, name), _as_long(target, name)
     check_labels(preds, target, num_classes, ignore_index, name)
-    keep = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
-    flat = target[keep] * num_classes + preds[keep]
-    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    if ignore_index is not None:
+        keep = target != ignore_index
+        preds, target = preds[keep], target[keep]
+    flat = target.reshape(-1) * num_classes + preds.reshape(-1)
+    counts = np.bincount(flat, minlength=num_classes * num_classes).astype(np.int64, copy=False)
+    return counts.reshape(num_classes, num_classes)
 
 
-def iou_from_confusion(confmat: torch.Tensor, class_names: Sequence[str] | None = None) -> dict:
+def iou_from_confusion(confmat, class_names: Sequence[str] | None = None) -> dict:
     """``mIoU``, ``pixel_acc``, ``mean_acc`` (percent), per-class ``IoU`` and the count of
-    classes in the mean, from a (C, C) confusion matrix (rows GT, columns prediction)."""
-    conf = torch.as_tensor(confmat).double()
+    classes in the mean, from a (C, C) confusion matrix (rows GT, columns prediction; an
+    array or a tensor)."""
+    if _is_tensor(confmat):
+        confmat = confmat.detach().cpu().numpy()
+    conf = np.asarray(confmat).astype(np.float64)
     num_classes = conf.shape[0]
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names for {num_classes} classes")
-    tp = conf.diagonal()
+    tp = np.diagonal(conf)
     gt, pred = conf.sum(1), conf.sum(0)
     union = gt + pred - tp
-    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
-    acc = torch.where(gt > 0, tp / gt.clamp(min=1), torch.full_like(tp, float("nan")))
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    acc = np.where(gt > 0, tp / np.maximum(gt, 1), np.nan)
     present = union > 0
     total = conf.sum()
     return {
@@ -111,12 +155,17 @@ def mean_iou(preds, target, num_classes: int = 21, ignore_index: int | None = 25
              class_names: Sequence[str] | None = None) -> dict:
     """Functional twin of :class:`MeanIoU`: the metrics of one batch of label maps."""
     result = iou_from_confusion(confusion_matrix(preds, target, num_classes, ignore_index), class_names)
-    result["num_images"] = int(torch.as_tensor(target).shape[0]) if torch.as_tensor(target).ndim == 3 else 1
+    shape = tuple(target.shape) if hasattr(target, "shape") else np.shape(target)
+    result["num_images"] = int(shape[0]) if len(shape) == 3 else 1
     return result
 
 
 class MeanIoU(Metric):
-    """Confusion matrix accumulated over a split (``update`` per image or batch)."""
+    """Confusion matrix accumulated over a split (``update`` per image or batch).
+
+    State: numpy int64 counts on the CPU (``confmat`` (C, C), ``num_images``); label maps
+    given as tensors, on any device, are copied to the CPU. ``device`` is accepted for
+    compatibility and not used: the counts always live on the CPU."""
 
     _states = ("confmat", "num_images")
 
@@ -126,18 +175,17 @@ class MeanIoU(Metric):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = list(class_names) if class_names is not None else None
-        self.confmat = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-        self.num_images = torch.zeros((), dtype=torch.int64, device=device)
+        self.confmat = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.num_images = np.zeros((), dtype=np.int64)
 
     def update(self, preds, target, name: str = "label map") -> None:
         """Add label maps (H, W) or (N, H, W); ``name`` is what an error message calls them."""
         target = _as_long(target, name)
-        counts = confusion_matrix(preds, target, self.num_classes, self.ignore_index, name)
-        self.confmat += counts.to(self.confmat.device)
+        self.confmat += confusion_matrix(preds, target, self.num_classes, self.ignore_index, name)
         self.num_images += 1 if target.ndim == 2 else int(target.shape[0])
 
     def compute(self) -> dict:
-        result = iou_from_confusion(self.confmat.cpu(), self.class_names)
+        result = iou_from_confusion(self.confmat, self.class_names)
         result["num_images"] = int(self.num_images)
         return result
 
@@ -158,6 +206,9 @@ class ThresholdSweep(Metric):
     ``(C, C, T + 1)`` of (GT label, best foreground class, number of grid thresholds
     strictly below the best score), so the confusion matrix at any grid threshold is a sum
     of counts; exact, and the same labels as :func:`~hideseek.segmentation.pseudo.pseudo_labels`.
+
+    The counts are torch int64 tensors on ``device`` (it accumulates where the model runs),
+    so building one imports torch; the module itself does not.
     """
 
     _states = ("counts", "num_images")
@@ -169,6 +220,8 @@ class ThresholdSweep(Metric):
         self.thresholds = np.asarray(cam_thresholds(0.01) if thresholds is None else thresholds, dtype=np.float64)
         if self.thresholds.ndim != 1 or not np.all(np.diff(self.thresholds) > 0):
             raise ValueError("thresholds must be a strictly increasing 1-D grid")
+        import torch
+
         self._boundaries = torch.as_tensor(self.thresholds, dtype=torch.float64)
         bins = len(self.thresholds) + 1
         self.counts = torch.zeros(num_classes, num_classes, bins, dtype=torch.int64, device=device)
@@ -177,10 +230,12 @@ class ThresholdSweep(Metric):
     def update(self, scores: torch.Tensor, target, name: str = "label map") -> None:
         """``scores``: (N, K, H, W) or (K, H, W) foreground scores, K = num_classes - 1, zero
         for classes not in the image; ``target``: (N, H, W) or (H, W) GT label maps."""
+        import torch
+
         scores = torch.as_tensor(scores)
         if scores.ndim == 3:
             scores = scores[None]
-        target = _as_long(target, name)
+        target = _as_long_tensor(target, name)
         if target.ndim == 2:
             target = target[None]
         if scores.shape[1] != self.num_classes - 1:
@@ -214,6 +269,8 @@ class ThresholdSweep(Metric):
 
     def curve(self) -> np.ndarray:
         """mIoU (percent) at every grid threshold."""
+        import torch
+
         conf = self.confusion().double()
         tp = conf.diagonal(dim1=1, dim2=2)
         union = conf.sum(2) + conf.sum(1) - tp

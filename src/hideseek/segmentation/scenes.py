@@ -42,6 +42,7 @@ from hideseek.engine import ConfigDict
 from hideseek.localization.data import synthetic as objects
 from hideseek.localization.data.dataset import default_cache_dir, pixel_stats
 from hideseek.segmentation.voc import VOCSegmentation, write_label_png
+from hideseek.workers import run_chunks
 
 __all__ = ["SCENE_VERSION", "SceneConfig", "SyntheticScenes", "render_scene", "scene_classes", "scene_hash",
            "write_scenes"]
@@ -221,7 +222,7 @@ def write_scenes(root: str | Path, config: SceneConfig | None = None, progress: 
         chunk = 64
         jobs = [(split, a, min(a + chunk, config.size(split)), root, config) for split in SPLITS
                 for a in range(0, config.size(split), chunk)]
-        objects.run_chunks(jobs, _write_scene_chunk, workers, f"synthetic scenes -> {root}" if progress else None)
+        run_chunks(jobs, _write_scene_chunk, workers, f"synthetic scenes -> {root}" if progress else None)
         for split in SPLITS:
             (lists / f"{split}.txt").write_text("".join(f"{scene_id(split, i)}\n" for i in range(config.size(split))))
         objects.end_write(root, {"generator": "hideseek.segmentation.scenes", "version": SCENE_VERSION,

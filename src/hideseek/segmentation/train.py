@@ -91,16 +91,18 @@ class SegConfig(ImageRunConfig):
 # --------------------------------------------------------------------------- data
 
 
-def transforms(config: SegConfig, train: bool):
+def transforms(config: SegConfig, train: bool, normalize: bool = True):
     """Train: resize, random crop, flip; eval: resize to the crop size (maps are upsampled
-    back to each image's own size for scoring). The image-run recipe's transforms."""
-    return image_transforms(config, train)
+    back to each image's own size for scoring). The image-run recipe's transforms
+    (``normalize=False``: uint8 out, for a step that normalises the batch)."""
+    return image_transforms(config, train, normalize)
 
 
 def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True, train_split: bool = False) -> dict:
     """``{split: dataset}`` (eval transform, with masks), ``"train"`` with the training
-    transform and no masks when ``train_split``, ``"classes"`` (object class names) and
-    ``"config"`` with its normalisation resolved."""
+    transform and no masks when ``train_split`` (as uint8 images: the training step
+    normalises the batch), ``"classes"`` (object class names) and ``"config"`` with its
+    normalisation resolved."""
     out: dict = {}
     if config.dataset == "synthetic":
         bench = SyntheticScenes(SceneConfig.from_dict(config.scenes), progress=progress)
@@ -109,14 +111,14 @@ def open_splits(config: SegConfig, splits: Sequence[str], progress: bool = True,
             config = dataclasses.replace(config, mean=mean, std=std)
 
         def opener(split, train):
-            return bench.open(split, transforms(config, train), masks=not train)
+            return bench.open(split, transforms(config, train, normalize=not train), masks=not train)
         out["classes"] = bench.classes
     else:
         if config.mean is None or config.std is None:
             config = dataclasses.replace(config, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
         def opener(split, train):
-            return VOCSegmentation(config.data_root, split, transforms(config, train),
+            return VOCSegmentation(config.data_root, split, transforms(config, train, normalize=not train),
                                    masks="none" if train else "auto",
                                    include_difficult=config.include_difficult)
         out["classes"] = VOC_CLASSES[1:]
@@ -228,7 +230,7 @@ class SegTask(Task):
         classes = list(data["classes"])
         model, augmentation = build_image_model(config, len(classes))
         optimizer = build_optimizer(config, model)
-        step = image_step(augmentation, _soft_margin, "labels")
+        step = image_step(augmentation, _soft_margin, "labels", mean=config.mean, std=config.std)
         return TrainParts(model, optimizer, step, build_scheduler(config, optimizer, len(data["fit"]), ctx.world_size),
                           augmentation, extra={"classes": classes})
 

@@ -23,6 +23,11 @@ image-level label files in common use (built from the same XML) include them.
 
 :func:`write_label_png` writes a label map exactly in the devkit's format (mode "P",
 the VOC colour map, 255 drawn white), so predictions open in any VOC tool.
+
+Importing this module does not import torch: the file helpers (:func:`read_label_png`,
+:func:`read_image_ids`, ...) score saved label maps without it. :class:`VOCSegmentation`
+is a map-style dataset (``__len__`` and ``__getitem__``, all a ``DataLoader`` needs)
+without torch's ``Dataset`` base, and :func:`collate_seg` imports torch when called.
 """
 
 from __future__ import annotations
@@ -32,10 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-
-from hideseek.localization.data.dataset import load_rgb
 
 __all__ = [
     "IGNORE_INDEX",
@@ -178,7 +180,7 @@ def _split_file(root: Path, split: str) -> Path:
     raise FileNotFoundError(f"{listing}: split list of {split!r} not found")
 
 
-class VOCSegmentation(torch.utils.data.Dataset):
+class VOCSegmentation:
     """One split of VOC 2012 (or a dataset in its layout) with image-level labels and masks.
 
     Each item is a dict::
@@ -271,6 +273,8 @@ class VOCSegmentation(torch.utils.data.Dataset):
         return len(self.image_ids)
 
     def __getitem__(self, index: int) -> dict:
+        from hideseek.localization.data.dataset import load_rgb
+
         image = load_rgb(self.images[index])
         mask = self.mask(index)
         if mask is not None and mask.shape != (image.height, image.width):
@@ -286,6 +290,8 @@ class VOCSegmentation(torch.utils.data.Dataset):
 
 def collate_seg(items: list[dict]) -> dict:
     """Batch segmentation items: stack images and labels; masks, ids and sizes stay lists."""
+    import torch
+
     out: dict = {}
     for key in items[0]:
         values = [item[key] for item in items]

@@ -1,31 +1,25 @@
-"""Image datasets and annotation formats for weakly-supervised localization."""
+"""Image datasets and annotation formats for weakly-supervised localization.
 
-from hideseek.localization.data.cub import cub_metadata, read_cub_classes
-from hideseek.localization.data.dataset import SyntheticWSOL, WSOLDataset, collate_wsol, load_rgb
-from hideseek.localization.data.ilsvrc import (
-    ilsvrc_metadata,
-    ilsvrc_train_metadata,
-    ilsvrc_val_metadata,
-    write_metadata,
-)
-from hideseek.localization.data.metadata import MetadataError, WSOLMetadata, load_metadata
-from hideseek.localization.data.synthetic import SyntheticConfig, render, write_benchmark
+Names are imported on first use: reading metadata (``data.metadata``) does not import
+torch, which the datasets need.
+"""
 
-__all__ = [
-    "MetadataError",
-    "SyntheticConfig",
-    "SyntheticWSOL",
-    "WSOLDataset",
-    "WSOLMetadata",
-    "collate_wsol",
-    "cub_metadata",
-    "ilsvrc_metadata",
-    "ilsvrc_train_metadata",
-    "ilsvrc_val_metadata",
-    "load_metadata",
-    "load_rgb",
-    "read_cub_classes",
-    "render",
-    "write_benchmark",
-    "write_metadata",
-]
+import importlib
+
+_WHERE = {
+    "cub_metadata": "cub", "read_cub_classes": "cub",
+    "SyntheticWSOL": "dataset", "WSOLDataset": "dataset", "collate_wsol": "dataset", "load_rgb": "dataset",
+    "ilsvrc_metadata": "ilsvrc", "ilsvrc_train_metadata": "ilsvrc", "ilsvrc_val_metadata": "ilsvrc",
+    "write_metadata": "ilsvrc",
+    "MetadataError": "metadata", "WSOLMetadata": "metadata", "load_metadata": "metadata",
+    "SyntheticConfig": "synthetic", "render": "synthetic", "write_benchmark": "synthetic",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"hideseek.localization.data.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'hideseek.localization.data' has no attribute {name!r}")
+
+
+__all__ = sorted(_WHERE)

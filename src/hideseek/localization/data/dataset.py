@@ -85,10 +85,14 @@ class WSOLDataset(torch.utils.data.Dataset):
     mask_root:
         Folder the mask paths of a mask-form ``localization.txt`` are relative to; when
         given, items carry ``mask`` (union of the instance masks) and ``ignore``.
+    cache:
+        Keep every image decoded after its first read, so later epochs skip the file read
+        and the decode (the transform still runs on every access). Each DataLoader worker
+        process holds its own copy; meant for splits that fit in memory.
     """
 
     def __init__(self, image_root: str | Path, metadata_dir: str | Path,
-                 transform: Callable | None = None, mask_root: str | Path | None = None):
+                 transform: Callable | None = None, mask_root: str | Path | None = None, cache: bool = False):
         self.image_root = Path(image_root)
         self.metadata: WSOLMetadata = load_metadata(metadata_dir)
         self.transform = transform
@@ -116,6 +120,7 @@ class WSOLDataset(torch.utils.data.Dataset):
             if not self.mask_root.is_dir():
                 raise FileNotFoundError(f"{self.mask_root}: mask folder not found")
         self.labels = np.array([self.metadata.class_labels[i] for i in self.metadata.image_ids], dtype=np.int64)
+        self._decoded: dict[int, Image.Image] | None = {} if cache else None
 
     @property
     def image_ids(self) -> list[str]:
@@ -152,12 +157,21 @@ class WSOLDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self.mask_root / ignore_rel}: ignore size {ignore.shape} differs from {mask.shape}")
         return mask, ignore
 
+    def image(self, index: int) -> Image.Image:
+        """The RGB image of item ``index`` (decoded once and kept when the dataset caches)."""
+        if self._decoded is None:
+            return load_rgb(self.image_root / self.metadata.image_ids[index])
+        image = self._decoded.get(index)
+        if image is None:
+            image = self._decoded[index] = load_rgb(self.image_root / self.metadata.image_ids[index])
+        return image
+
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} images")
         index = index % len(self)
         image_id = self.metadata.image_ids[index]
-        image = load_rgb(self.image_root / image_id)
+        image = self.image(index)
         item = {
             "label": int(self.labels[index]),
             "boxes": self.boxes(index),
@@ -255,14 +269,15 @@ class SyntheticWSOL:
             for split in SPLITS
         }
 
-    def open(self, split: str, transform: Callable | None = None, masks: bool = False) -> WSOLDataset:
+    def open(self, split: str, transform: Callable | None = None, masks: bool = False,
+             cache: bool = False) -> WSOLDataset:
         """A :class:`WSOLDataset` of one split (box metadata, or mask metadata with ``masks``)."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
         if masks:
             return WSOLDataset(self.root / "images", self.root / "metadata_masks" / split, transform,
-                               mask_root=self.root / "masks")
-        return WSOLDataset(self.root / "images", self.root / "metadata" / split, transform)
+                               mask_root=self.root / "masks", cache=cache)
+        return WSOLDataset(self.root / "images", self.root / "metadata" / split, transform, cache=cache)
 
     @property
     def train(self) -> WSOLDataset:

@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from hideseek.engine import ConfigDict
+from hideseek.workers import run_chunks
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -506,14 +507,6 @@ def _write_chunk_job(split: str, start: int, stop: int, root: Path, config: Synt
     return _write_chunk(root, config, split, start, stop)
 
 
-def _default_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
-
-
 def write_locked(root: str | Path, write) -> Path:
     """Run ``write(root)`` under the inter-process lock ``<root>.lock``; return its result.
 
@@ -551,43 +544,6 @@ def end_write(root: Path, info: dict) -> None:
     tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     tmp.replace(root / INFO_FILE)
     (root / PARTIAL_FILE).unlink(missing_ok=True)
-
-
-def run_chunks(jobs: list[tuple], work, workers: int | None, desc: str | None) -> dict:
-    """``{job[:2]: work(*job)}`` for every job ``(split, start, stop, ...)``, in ``workers``
-    processes (default: the usable cores, at most 8), with a tqdm bar counting
-    ``stop - start`` images per job when ``desc`` is given. Results do not depend on
-    ``workers``: each job is a pure function of its arguments."""
-    results: dict = {}
-    bar = None
-    if desc is not None:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sum(job[2] - job[1] for job in jobs), desc=desc, unit="img")
-    workers = _default_workers() if workers is None else max(1, int(workers))
-    try:
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
-                results[job[0], job[1]] = work(*job)
-                if bar is not None:
-                    bar.update(job[2] - job[1])
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = {pool.submit(work, *job): job for job in jobs}
-                for future in as_completed(futures):
-                    job = futures[future]
-                    results[job[0], job[1]] = future.result()
-                    if bar is not None:
-                        bar.update(job[2] - job[1])
-    finally:
-        if bar is not None:
-            bar.close()
-    return results
 
 
 def write_benchmark(root: str | Path, config: SyntheticConfig | None = None, progress: bool = True,
