@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,7 +31,7 @@ def test_suite_writes_every_group_with_machine_info_and_checks(tiny_result):
     doc = json.loads(tiny_result.read_text())
     assert doc["suite"] == "hideseek-bench" and doc["size"] == "tiny"
     groups = {r["group"] for r in doc["rows"]}
-    assert groups == {"images", "frames", "evaluators", "training"}
+    assert groups == {"images", "frames", "evaluators", "training", "loop"}
     names = {r["name"] for r in doc["rows"]}
     for needed in ("clone", "fill", "hide", "hide_inplace", "loop_g16", "timm_erasing", "tv_erasing",
                    "fused", "fused_bf16", "hide_frames_clips", "hide_frames_features", "boxes_compiled",
@@ -54,6 +55,11 @@ def test_suite_writes_every_group_with_machine_info_and_checks(tiny_result):
     assert inplace["bytes"] == pytest.approx(inplace["hidden_fraction"] * n * 4)
     hide = next(r for r in doc["rows"] if r["name"] == "train_hide")
     assert hide["baseline"] == "train_plain" and "overhead" in hide
+    project = next(r for r in doc["rows"] if r["name"] == "loop_project")
+    plain = next(r for r in doc["rows"] if r["name"] == "loop_plain")
+    assert project["baseline"] == "loop_plain" and project["items"] == plain["items"] == 8
+    assert project["rounds"] == plain["rounds"] == 2 and project["median_s"] > 0 and plain["median_s"] > 0
+    assert np.isfinite(project["overhead"]) and project["overhead"] > -1  # a ratio of two positive times, minus 1
 
 
 def test_report_markdown_and_csv(tiny_result, capsys):

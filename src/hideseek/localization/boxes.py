@@ -1090,14 +1090,24 @@ def opencv_max_iou_at_thresholds(scoremap, thresholds, gt_boxes) -> tuple[np.nda
         _check_values(s)
     taus = _as_thresholds(thresholds)
     q = (s * 255).astype(np.uint8)  # truncation, as :func:`quantize` (numpy: nothing to compile)
+    H, W = q.shape
     levels = threshold_levels(int(q.max()), taus)
     iou_v1 = np.empty(taus.size)
     iou_v2 = np.empty(taus.size)
     for level in np.unique(levels):
-        boxes, largest = _reference_boxes(cv2, q, int(level))
+        mask = cv2.threshold(q, int(level), 255, cv2.THRESH_BINARY)[1]  # 255 where q > level
+        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+        if contours:
+            rects = np.array([cv2.boundingRect(c) for c in contours], dtype=np.int64)
+            boxes = np.stack([rects[:, 0], rects[:, 1], np.minimum(rects[:, 0] + rects[:, 2], W - 1),
+                              np.minimum(rects[:, 1] + rects[:, 3], H - 1)], axis=1)
+            largest = int(np.argmax([cv2.contourArea(c) for c in contours]))  # the first of equal areas
+        else:
+            boxes, largest = np.zeros((1, 4), np.int64), 0
+        ious = iou_matrix(boxes, gt)
         at = levels == level
-        iou_v1[at] = iou_matrix(largest, gt).max()
-        iou_v2[at] = iou_matrix(boxes, gt).max()
+        iou_v1[at] = ious[largest].max()
+        iou_v2[at] = ious.max()
     return iou_v1, iou_v2
 
 

@@ -10,6 +10,7 @@ nearest-neighbour sampling, as the public WSOL benchmark does.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -157,8 +158,8 @@ def _choose_box_kernel(parallel: bool, maps: int, thresholds: int) -> str:
     """``"compiled"``, or ``"opencv"`` on a first run: when the compiled kernel is in neither
     this process nor numba's cache (building it takes most of a minute), a split small
     enough for OpenCV (``maps x min(thresholds, 256)`` contour searches, at most
-    ``OPENCV_FIRST_RUN_SEARCHES``) is scored with OpenCV, the same numbers, while a
-    detached process builds the kernel for the next run."""
+    ``OPENCV_FIRST_RUN_SEARCHES``) is scored with OpenCV, the same numbers, and a
+    detached process started afterwards builds the kernel for the next run."""
     from hideseek.localization import boxes
 
     if boxes.kernel_compiled(parallel) or maps * min(thresholds, 256) > OPENCV_FIRST_RUN_SEARCHES:
@@ -167,8 +168,21 @@ def _choose_box_kernel(parallel: bool, maps: int, thresholds: int) -> str:
         import cv2  # noqa: F401
     except ImportError:
         return "compiled"
-    boxes.warm_up_in_background(parallel)
     return "opencv"
+
+
+def _opencv_pool():
+    """Worker processes (forked: numpy and OpenCV are loaded, torch is not) for the OpenCV
+    path, one per usable core up to 8; None on one core or where fork is unavailable."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hideseek.workers import default_workers
+
+    workers = default_workers()
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or "torch" in sys.modules:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
 def evaluate_scoremaps(
@@ -223,7 +237,7 @@ def evaluate_scoremaps(
         parallel = len(meta.image_ids) >= PARALLEL_MIN_MAPS
     chunk_size = CHUNK if parallel else 8  # a small chunk keeps the single-threaded path's memory flat
     thresholds = cam_thresholds(cam_curve_interval)
-    box_kernel = None
+    box_kernel = pool = None
     if kind != "masks":
         box_kernel = _choose_box_kernel(parallel, len(meta.image_ids), len(thresholds))
         if box_kernel == "compiled":  # load (or compile) it before the clock starts: start-up, not evaluation
@@ -250,6 +264,10 @@ def evaluate_scoremaps(
         if box_kernel == "compiled":
             box_kernel = "batch" if parallel else "single"
         metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour=not box_v1, kernel=box_kernel)
+        if box_kernel == "opencv":
+            metric.pool = pool = _opencv_pool()
+            if pool is not None:
+                chunk_size = CHUNK
         classification = ClassificationAccuracy((1, 5))
 
     constant = 0
@@ -295,6 +313,12 @@ def evaluate_scoremaps(
     result["num_constant_maps"] = constant
     if box_kernel is not None:
         result["box_kernel"] = box_kernel
+    if pool is not None:
+        pool.shutdown()
+    if box_kernel == "opencv":  # after scoring, so the build does not compete with it for the CPU
+        from hideseek.localization import boxes
+
+        boxes.warm_up_in_background(parallel)
     result["cam_curve_interval"] = cam_curve_interval
     result["metadata"] = str(meta.root)
     result["seconds"] = time.perf_counter() - start

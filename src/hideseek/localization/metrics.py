@@ -199,6 +199,7 @@ class BoxAccuracy(Metric):
         if kernel not in BOX_KERNELS:
             raise ValueError(f"kernel must be one of {BOX_KERNELS}, got {kernel!r}")
         self.box_kernel: str | None = None if kernel == "auto" else kernel  # "auto": chosen at the first update
+        self.pool = None  # an Executor for the "opencv" kernel's per-map calls (set by the caller), or None
         self._ious = tuple(sorted(set(self.iou_thresholds) | set(V2_IOU_THRESHOLDS) | {LOC_IOU_THRESHOLD}))
         d, t = len(self._ious), len(self.thresholds)
         self.hits_all = np.zeros((d, t), dtype=np.int64)
@@ -225,6 +226,9 @@ class BoxAccuracy(Metric):
             return zip(largest, every)
         if self.box_kernel == "opencv":
             from hideseek.localization.boxes import opencv_max_iou_at_thresholds as per_map
+
+            if self.pool is not None and len(maps) > 1:  # OpenCV's calls spread over processes
+                return self.pool.map(per_map, maps, [self.thresholds] * len(maps), boxes_list)
         else:
             per_map = max_iou_at_thresholds
         return (per_map(m, self.thresholds, b) for m, b in zip(maps, boxes_list))
