@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from hideseek.bench.workloads import cam_like_map
+from hideseek.localization.data.ilsvrc import write_metadata
+from hideseek.localization.data.metadata import WSOLMetadata
 
 # numpy >= 1.24 removed the alias ``np.float`` the reference's util.t2n uses; restoring it
 # (np.float was the builtin float) is the only change to the reference's run
@@ -39,27 +41,24 @@ SHIM = ("import sys, runpy, numpy; numpy.float = float; sys.argv[0] = 'evaluatio
 def write_split(root: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     """CUB-layout metadata for ``n`` images and their score maps; returns (metadata_root, maps)."""
     rng = np.random.default_rng(seed)
-    meta = root / "metadata" / "CUB" / "test"
     maps = root / "scoremaps"
-    meta.mkdir(parents=True)
-    ids, labels, sizes, boxes = [], [], [], []
+    meta = WSOLMetadata(root=root / "metadata" / "CUB" / "test", image_ids=[], class_labels={})
     for i in range(n):
         image_id = f"{i % 20:03d}.class/img_{i:05d}.jpg"
         width, height = int(rng.integers(200, 500)), int(rng.integers(200, 500))
-        ids.append(image_id)
-        labels.append(f"{image_id},{i % 20}")
-        sizes.append(f"{image_id},{width},{height}")
+        meta.image_ids.append(image_id)
+        meta.class_labels[image_id] = i % 20
+        meta.image_sizes[image_id] = (width, height)
+        meta.boxes[image_id] = []
         for _ in range(int(rng.integers(1, 4))):
             x0, y0 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
             x1 = min(width - 1, x0 + int(rng.integers(width // 8, width // 2)))
             y1 = min(height - 1, y0 + int(rng.integers(height // 8, height // 2)))
-            boxes.append(f"{image_id},{x0},{y0},{x1},{y1}")
+            meta.boxes[image_id].append((x0, y0, x1, y1))
         path = maps / (image_id + ".npy")  # the reference reads <scoremap_root>/<image_id>.npy
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, cam_like_map(rng, 224).astype(np.float32))
-    for name, lines in (("image_ids.txt", ids), ("class_labels.txt", labels), ("image_sizes.txt", sizes),
-                        ("localization.txt", boxes)):
-        (meta / name).write_text("\n".join(lines) + "\n")
+    write_metadata(meta, meta.root)
     return root / "metadata", maps
 
 

@@ -20,7 +20,26 @@ import sys
 
 import numpy as np
 
-__all__ = ["Metric"]
+__all__ = ["Metric", "as_array", "index_array", "is_tensor"]
+
+
+def is_tensor(values) -> bool:
+    """A torch tensor? (without importing torch: a tensor exists only if torch was imported)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(values, torch.Tensor)
+
+
+def as_array(values) -> np.ndarray:
+    """``values`` as a numpy array (a tensor is copied to the CPU)."""
+    return values.detach().cpu().numpy() if is_tensor(values) else np.asarray(values)
+
+
+def index_array(values, what: str) -> np.ndarray:
+    """Integer class indices as an int64 array; ``what`` names them in the error."""
+    array = as_array(values)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{what}: expected integer class indices, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
 
 
 class Metric:

@@ -27,12 +27,11 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from hideseek.cam.metric import Metric
+from hideseek.cam.metric import Metric, as_array, index_array, is_tensor
 from hideseek.cam.policies import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds, grid_index
 from hideseek.localization.boxes import max_iou_at_thresholds, max_iou_at_thresholds_batch
 
@@ -71,34 +70,19 @@ def check_scoremap(scoremap: np.ndarray, name: str = "score map") -> None:
         raise ValueError(f"{name}: values must lie in [0, 1], got min {low} and max {high}")
 
 
-def _is_tensor(values) -> bool:
-    """A torch tensor? (without importing torch: a tensor exists only if torch was imported)"""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(values, torch.Tensor)
-
-
-def _as_index_array(values, what: str) -> np.ndarray:
-    if _is_tensor(values):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{what}: expected integer class indices, got dtype {array.dtype}")
-    return array.astype(np.int64, copy=False)
-
-
 def _topk_from(predictions, k: int) -> np.ndarray:
     """Accept logits (N, C) float or ranked class indices (N, k') int; return (N, k) indices.
 
     Logits are ranked by decreasing score, equal scores by increasing class index (the
     rule of ``argmax``, which the reference's Top-1 uses), for tensors and arrays alike."""
-    if _is_tensor(predictions) and predictions.is_floating_point():
+    if is_tensor(predictions) and predictions.is_floating_point():
         predictions = predictions.detach().float().cpu().numpy()
     if isinstance(predictions, np.ndarray) and np.issubdtype(predictions.dtype, np.floating):
         if predictions.ndim == 1:
             predictions = predictions[None]
         k = min(k, predictions.shape[-1])
         return np.argsort(-predictions, axis=-1, kind="stable")[:, :k]
-    ranked = _as_index_array(predictions, "predictions")
+    ranked = index_array(predictions, "predictions")
     if ranked.ndim == 1:
         ranked = ranked[:, None]
     return ranked[:, :k]
@@ -116,7 +100,7 @@ class ClassificationAccuracy(Metric):
 
     def update(self, predictions, targets) -> None:
         """``predictions``: logits (N, C) or ranked class indices (N, k); ``targets``: (N,)."""
-        targets = _as_index_array(targets, "targets").reshape(-1)
+        targets = index_array(targets, "targets").reshape(-1)
         ranked = _topk_from(predictions, max(self.topk))
         if ranked.shape[0] != targets.shape[0]:
             raise ValueError(f"{ranked.shape[0]} predictions for {targets.shape[0]} targets")
@@ -139,8 +123,8 @@ def _hit_rank(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def _as_maps(scoremaps) -> list[np.ndarray]:
-    if _is_tensor(scoremaps):
-        scoremaps = scoremaps.detach().cpu().numpy()
+    if is_tensor(scoremaps):
+        scoremaps = as_array(scoremaps)
     if isinstance(scoremaps, np.ndarray):
         if scoremaps.ndim == 2:
             return [scoremaps]
@@ -272,7 +256,7 @@ class BoxAccuracy(Metric):
         if predictions is not None:
             if targets is None:
                 raise ValueError("predictions given without targets")
-            targets = _as_index_array(targets, "targets").reshape(-1)
+            targets = index_array(targets, "targets").reshape(-1)
             ranked = _topk_from(predictions, 5)
             if ranked.shape[0] != len(maps) or targets.shape[0] != len(maps):
                 raise ValueError("predictions, targets and score maps differ in length")

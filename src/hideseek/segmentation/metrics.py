@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hideseek.cam.metric import Metric
+from hideseek.cam.metric import Metric, as_array, index_array, is_tensor
 from hideseek.cam.policies import Oracle, ThresholdPolicy, cam_thresholds
 
 if TYPE_CHECKING:
@@ -51,22 +51,12 @@ class LabelError(ValueError):
     """A label map holds a value that is not a class (nor the ignore index), or has the wrong shape."""
 
 
-def _is_tensor(values) -> bool:
-    """A torch tensor? (without importing torch: a tensor exists only if torch was imported)"""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(values, torch.Tensor)
-
-
 def _as_long(values, what: str) -> np.ndarray:
     """Integer class indices as an int64 array (a tensor is copied to the CPU)."""
-    if _is_tensor(values):
-        if values.is_floating_point() or values.is_complex() or values.dtype == sys.modules["torch"].bool:
-            raise TypeError(f"{what}: expected integer class indices, got dtype {values.dtype}")
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{what}: expected integer class indices, got dtype {array.dtype}")
-    return array.astype(np.int64, copy=False)
+    if is_tensor(values) and (values.is_floating_point() or values.is_complex()
+                              or values.dtype == sys.modules["torch"].bool):
+        raise TypeError(f"{what}: expected integer class indices, got dtype {values.dtype}")  # torch's dtype name
+    return index_array(values, what)
 
 
 def _as_long_tensor(values, what: str) -> torch.Tensor:
@@ -81,9 +71,7 @@ def _as_long_tensor(values, what: str) -> torch.Tensor:
 
 def _unique(values) -> list[int]:
     """Sorted distinct values of an array or tensor, as Python ints."""
-    if _is_tensor(values):
-        values = values.detach().cpu().numpy()
-    return np.unique(values).tolist()
+    return np.unique(as_array(values)).tolist()
 
 
 def check_labels(preds, target, num_classes: int, ignore_index: int | None, name: str = "label map") -> None:
@@ -127,9 +115,7 @@ def iou_from_confusion(confmat, class_names: Sequence[str] | None = None) -> dic
     """``mIoU``, ``pixel_acc``, ``mean_acc`` (percent), per-class ``IoU`` and the count of
     classes in the mean, from a (C, C) confusion matrix (rows GT, columns prediction; an
     array or a tensor)."""
-    if _is_tensor(confmat):
-        confmat = confmat.detach().cpu().numpy()
-    conf = np.asarray(confmat).astype(np.float64)
+    conf = as_array(confmat).astype(np.float64)
     num_classes = conf.shape[0]
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     if len(names) != num_classes:
