@@ -80,7 +80,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each evaluator per interval")
     args = parser.parse_args()
     if not (args.reference / "evaluation.py").is_file():
-        sys.exit(f"{args.reference}: not a wsolevaluation checkout (no evaluation.py)")
+        print(f"{args.reference}: not a wsolevaluation checkout (no evaluation.py)", file=sys.stderr)
+        return 2
     load = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,6 +59,16 @@ def _demo(args) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def add_parser(rooms) -> None:
     demo = rooms.add_parser(
         "demo",
@@ -79,7 +89,7 @@ def add_parser(rooms) -> None:
     demo.add_argument("--rooms", nargs="+", choices=list(DEMO_ROOMS), default=list(DEMO_ROOMS),
                       help="which rooms' demos to run, in this order")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.add_argument("--workers", type=int,
+    demo.add_argument("--workers", type=_at_least_one,
                       help="training runs at a time, each in its own process with CPUs/WORKERS torch threads "
                            "(default: one per CPU core, at most the number of runs)")
     demo.set_defaults(handler=_demo)
