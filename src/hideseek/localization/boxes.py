@@ -1111,6 +1111,15 @@ def opencv_max_iou_at_thresholds(scoremap, thresholds, gt_boxes) -> tuple[np.nda
     return iou_v1, iou_v2
 
 
+def opencv_available() -> bool:
+    """Whether cv2 imports (it is a test extra, not a core dependency)."""
+    try:
+        _import_cv2()
+    except ImportError:
+        return False
+    return True
+
+
 def kernel_compiled(parallel: bool = False, kind: str = "max_iou") -> bool:
     """Whether a box kernel is compiled in this process or in numba's on-disk cache for this
     source, i.e. its first call will not compile: ``kind="max_iou"`` (``parallel``: the batch

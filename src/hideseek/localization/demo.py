@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hideseek.localization.boxes import boxes_at_thresholds, kernel_compiled, reference_boxes_at_thresholds
+from hideseek.localization.boxes import (
+    boxes_at_thresholds,
+    kernel_compiled,
+    opencv_available,
+    reference_boxes_at_thresholds,
+)
 from hideseek.localization.data.dataset import SyntheticWSOL
 from hideseek.localization.data.synthetic import SyntheticConfig
 from hideseek.localization.evaluate import resize_box
@@ -73,8 +78,9 @@ def _figure(plan: DemoPlan, checkpoints: dict[str, str], results: dict[str, dict
     raw, shown = bench.test, transforms(config, train=False)
     rows = []
     size = config.crop_size
-    # six maps: OpenCV's contours unless the compiled kernel is already built (same boxes)
-    box_fn = boxes_at_thresholds if kernel_compiled(kind="boxes") else reference_boxes_at_thresholds
+    # six maps: OpenCV's contours (same boxes) when the compiled kernel is not built yet and cv2 is installed
+    cold = not kernel_compiled(kind="boxes") and opencv_available()
+    box_fn = reference_boxes_at_thresholds if cold else boxes_at_thresholds
     for index in range(min(plan.figure_images, len(raw))):
         item = raw[index]
         meta = raw.metadata

@@ -164,11 +164,7 @@ def _choose_box_kernel(parallel: bool, maps: int, thresholds: int) -> str:
 
     if boxes.kernel_compiled(parallel) or maps * min(thresholds, 256) > OPENCV_FIRST_RUN_SEARCHES:
         return "compiled"
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return "compiled"
-    return "opencv"
+    return "opencv" if boxes.opencv_available() else "compiled"
 
 
 def _opencv_pool():

@@ -229,11 +229,7 @@ class BoxAccuracy(Metric):
             return "batch"
         if boxes.kernel_compiled(False):
             return "single"
-        try:
-            import cv2  # noqa: F401
-        except ImportError:
-            return "batch"
-        return "opencv"
+        return "opencv" if boxes.opencv_available() else "batch"
 
     def update(self, scoremaps, gt_boxes, predictions=None, targets=None) -> None:
         """Accumulate a batch.
