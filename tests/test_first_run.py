@@ -91,3 +91,15 @@ def test_box_accuracy_auto_kernel_uses_opencv_on_a_cold_cache(monkeypatch):
     auto.update(maps, gts)
     assert auto.box_kernel == "opencv" and compiled.box_kernel == "single"
     assert np.array_equal(auto.hits_all, compiled.hits_all) and np.array_equal(auto.hits_largest, compiled.hits_largest)
+
+
+def test_cold_cache_without_opencv_compiles(monkeypatch):
+    """cv2 is a test extra: a fresh install without it compiles the kernel instead."""
+    from hideseek.localization.metrics import BoxAccuracy
+
+    monkeypatch.setattr(boxes, "kernel_compiled", lambda parallel=False, kind="max_iou": False)
+    monkeypatch.setattr(boxes, "opencv_available", lambda: False)
+    metric = BoxAccuracy()
+    metric.update(np.random.default_rng(0).random((2, 12, 12)), [np.array([[1, 1, 8, 8]])] * 2)
+    assert metric.box_kernel == "batch" and int(metric.count) == 2
+    assert ev._choose_box_kernel(False, 10, 100) == "compiled"
