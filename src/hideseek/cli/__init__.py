@@ -6,7 +6,9 @@ One module per room (:mod:`.loc`, :mod:`.seg`, :mod:`.augment`, :mod:`.action`,
 ``--help`` answers at once; the choices the parser offers come from the rooms' torch-free
 ``choices`` modules. A verb turns the errors that mean bad input into
 :class:`~hideseek.cli.common.UserError`, which :func:`main` prints as ``error: <message>``
-on stderr with exit code 2.
+on stderr with exit code 2; so is any :class:`~hideseek.inputs.InputError` (a file a user
+gave is not what was expected). Ctrl-C ends with ``interrupted`` and exit code 130 (a
+training run has saved a resumable checkpoint first).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from hideseek import __version__
 from hideseek.cli import action, augment, bench, demo, loc, reproduce, results, seg
 from hideseek.cli.common import UserError
+from hideseek.inputs import InputError
 
 __all__ = ["build_parser", "main"]
 
@@ -35,9 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb; a user error is one line on stderr and exit code 2, Ctrl-C one line and 130."""
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except UserError as error:
+    except (UserError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

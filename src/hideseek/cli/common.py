@@ -32,21 +32,41 @@ def is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def check_output(output: str | None, what: str = "--output") -> None:
+    """Refuse an ``output`` file that cannot be written, before any work starts (nothing when empty)."""
+    if output:
+        from hideseek.inputs import check_writable
+
+        check_writable(output, what)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a full disk or a kill
+    leaves the old file (or none), never half a file; the error names the path."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UserError(f"{path}: cannot write ({error.strerror or error})") from None
+    return path
+
+
 def write_json(result: dict, output: str | None) -> None:
     """Write ``result`` as indented JSON to ``output`` (parents created); nothing when ``output`` is empty."""
     text = json.dumps(result, indent=2, sort_keys=False)
     if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
+        write_text_atomic(output, text + "\n")
 
 
 def write_or_print(text: str, output: str | None) -> None:
     """Write ``text`` to ``output`` (parents created) and say so, or print it when there is no ``output``."""
     if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path = write_text_atomic(output, text)
         print(f"wrote {path}")
     else:
         print(text, end="")
