@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["InputError", "check_writable", "check_writable_dir", "confined", "finite", "read_json", "read_lines", "read_text"]
+__all__ = ["InputError", "check_writable", "check_writable_dir", "confined", "finite", "read_json", "read_lines",
+           "read_text"]
 
 
 class InputError(ValueError):
