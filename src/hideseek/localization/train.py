@@ -455,6 +455,8 @@ def evaluate_benchmark_checkpoint(checkpoint: str | Path, architecture: str, met
         config = data["config"]
         if num_classes is None:
             num_classes = int(max(data[s].num_classes for s in config.eval_splits))
+        for split in config.eval_splits:  # a label the model cannot output would count as misclassified
+            data[split].metadata.check_labels(num_classes)
         model = benchmark_model(architecture, method, num_classes=num_classes, large_feature_map=large_feature_map,
                                 **get_wsol_method(method).resolve(config.method_params))
         state = engine.strip_wrapper_prefixes(state)
