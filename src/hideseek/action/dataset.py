@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["FeatureDataset", "Segment", "VideoFeatures"]
+__all__ = ["FeatureDataset", "Segment", "VideoFeatures", "check_features"]
+
+LENGTH_TOLERANCE_SNIPPETS = 2
+"""Snippets a feature file may lack against its video's duration: the trailing partial
+snippet that extraction drops, plus one for frame-count rounding when resampling to the
+feature frame rate (THUMOS14 I3D: 16-frame snippets at 25 fps)."""
+LENGTH_TOLERANCE_FRACTION = 0.01
+"""... plus this fraction of the duration: container durations and decoded frame counts differ."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,40 @@ class VideoFeatures:
     @property
     def num_snippets(self) -> int:
         return int(self.features.shape[0])
+
+
+def check_features(where: str, video: str, features: np.ndarray, stride_s: float,
+                   duration_s: float | None) -> None:
+    """Refuse features that would train and score silently wrong, naming ``where`` (the file).
+
+    Every value must be finite (a NaN poisons the loss and every score). When the video's
+    duration is known, the snippets must span it: ``T * stride_s`` may fall short of the
+    duration by at most :data:`LENGTH_TOLERANCE_SNIPPETS` strides plus
+    :data:`LENGTH_TOLERANCE_FRACTION` of the duration. A truncated feature file (or too
+    small a ``stride_s``) otherwise trains on part of the video and scores its end's actions
+    as missed. Features spanning more than the duration are left alone: detections are
+    clipped to the duration, and public feature sets disagree with their metadata there.
+    """
+    feats = np.asarray(features)
+    if np.issubdtype(feats.dtype, np.floating) and not np.isfinite(feats).all():
+        bad = np.argwhere(~np.isfinite(feats))[0]
+        raise ValueError(f"{where}: features of video {video!r} hold {feats[tuple(bad)]} (not finite) at snippet "
+                         f"{bad[0]}, dimension {bad[-1]}")
+    if duration_s is None or feats.ndim < 1:
+        return
+    try:
+        duration = float(duration_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: duration of video {video!r} is {duration_s!r}, not a number") from None
+    if not (np.isfinite(duration) and duration > 0):
+        raise ValueError(f"{where}: duration of video {video!r} is {duration_s!r}, expected a positive number")
+    length = int(feats.shape[0])
+    covered = length * stride_s
+    tolerance = LENGTH_TOLERANCE_SNIPPETS * stride_s + LENGTH_TOLERANCE_FRACTION * duration
+    if duration - covered > tolerance:
+        raise ValueError(f"{where}: {length} snippets x {stride_s:g} s = {covered:.2f} s, shorter than video "
+                         f"{video!r} ({duration:g} s, about {duration / stride_s:.0f} snippets expected); "
+                         "a truncated feature file or a wrong stride")
 
 
 class FeatureDataset(Dataset):

@@ -33,6 +33,7 @@ OpenCV must import ``cv2`` first (see :mod:`hideseek.action.video`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -48,8 +49,9 @@ from filelock import FileLock, Timeout
 from torch import nn
 
 from hideseek.action.choices import FEATURE_SOURCES, ON_ERROR
-from hideseek.action.dataset import VideoFeatures
+from hideseek.action.dataset import VideoFeatures, check_features
 from hideseek.action.thumos import FeatureSplit, _class_list, _filter_ambiguous, read_activitynet_annotations
+from hideseek.inputs import read_json
 
 __all__ = [
     "FEATURE_SOURCES",
@@ -242,24 +244,41 @@ def list_videos(video_dir: PathLike) -> dict[str, Path]:
     return found
 
 
+_PARTIAL = ".partial"
+
+
+def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """``write(fh)`` into a temporary name beside ``path``, then rename: a kill (Ctrl-C, a full
+    disk) leaves the old file or none, never half a file; the temporary file is removed."""
+    tmp = path.with_name(f".{path.name}{_PARTIAL}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def _write_json_atomic(data: Mapping[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, sort_keys=False) + "\n"
+    _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _save_npy_atomic(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
+    _write_atomic(path, lambda fh: np.save(fh, array))
+
+
+def _remove_stale_partials(out_dir: Path) -> None:
+    """Temporary files a killed earlier run left (``.<name>.partial``); the lock is held."""
+    for stale in out_dir.glob(f".*{_PARTIAL}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, expect=dict, what="feature manifest")
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("videos"), dict):
         raise ValueError(f"{path}: not a {FORMAT} manifest")
     return data
@@ -341,6 +360,7 @@ def extract_features(
     except Timeout:
         raise RuntimeError(f"{out_dir}: another extract-features run is writing to this folder") from None
     try:
+        _remove_stale_partials(out_dir)
         return _extract_all(videos, out_dir, encoder, settings, snippet=snippet, fps=fps, batch_size=batch_size,
                             device=dev, on_error=on_error, progress=progress, say=say)
     finally:
@@ -429,7 +449,10 @@ def load_feature_dir(
         path = folder / f"{vid}.npy"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: listed in {manifest_path} but missing")
-        arr = np.load(path)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path}: not a readable .npy array ({err})") from None
         if arr.ndim != 2 or arr.shape[0] != entry.get("num_snippets") or (dim and arr.shape[1] != dim):
             raise ValueError(f"{path}: feature length mismatch, shape {arr.shape} but {manifest_path} records "
                              f"{entry.get('num_snippets')} snippets x {dim}")
@@ -439,6 +462,7 @@ def load_feature_dir(
         videos = []
         for vid in entries:
             arr, entry = features_of(vid)
+            check_features(str(folder / f"{vid}.npy"), vid, arr, float(entry["stride_s"]), entry.get("duration_s"))
             videos.append(VideoFeatures(vid, arr, float(entry["stride_s"]), subset=subset or "test",
                                         duration_s=entry.get("duration_s"), fps=entry.get("video_fps")))
         if not videos:
@@ -460,6 +484,7 @@ def load_feature_dir(
             continue
         arr, entry = features_of(vid)
         duration = ann.duration_s if ann.duration_s is not None else entry.get("duration_s")
+        check_features(str(folder / f"{vid}.npy"), vid, arr, float(entry["stride_s"]), duration)
         videos.append(VideoFeatures(vid, arr, float(entry["stride_s"]), labels=ann.all_labels, segments=ann.segments,
                                     subset=ann.subset, duration_s=duration, fps=entry.get("video_fps"),
                                     extra={"num_frames": entry.get("num_frames")}))

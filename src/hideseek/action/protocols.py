@@ -23,8 +23,12 @@ Inputs (see :func:`load_ground_truth`, :func:`load_predictions`, :func:`load_amb
   counted in ``ignored_predictions``; it never raises.
 * ambiguous segments (optional): text lines ``video_name  t_start  t_end``.
 
-A segment with ``end <= start``, a negative start, or a non-finite value raises
-``ValueError`` naming the video (ground truth, predictions and ambiguous file alike).
+Segments are scored as the reference ActivityNet code scores them: a negative start (a
+regressed boundary) is kept, a zero-length segment is kept and overlaps nothing (tIoU 0).
+A reversed segment (``end < start``), a non-finite value or a non-number raises
+``ValueError`` naming the file, the video and the entry (ground truth, predictions and
+ambiguous file alike). A subset that matches no video is refused, naming the subsets the
+file has.
 
 Protocols (``protocol=``)
 
@@ -68,8 +72,8 @@ the (subset-filtered) ground truth, and mAP is the mean AP over them, in percent
 
 from __future__ import annotations
 
-import json
 import math
+import numbers
 import os
 import time
 from collections import OrderedDict
@@ -81,6 +85,7 @@ import numba
 import numpy as np
 
 from hideseek.action.choices import PROTOCOLS
+from hideseek.inputs import read_json, read_lines
 
 __all__ = [
     "DEFAULT_TIOU",
@@ -127,53 +132,89 @@ class Predictions:
 # --------------------------------------------------------------------------------- I/O
 
 
-def _read_json(src: PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
+def _read_json(src: PathLike | Mapping[str, Any], what: str) -> tuple[Mapping[str, Any], str]:
+    """The parsed object and the name to put in messages (the file, or ``<what>`` for a dict)."""
     if isinstance(src, Mapping):
-        return src
-    with open(src, encoding="utf-8") as fh:
-        return json.load(fh)
+        return src, what
+    return read_json(src, expect=dict, what=what), os.fspath(src)
 
 
-def _check_segment(seg: Any, vid: str, what: str) -> tuple[float, float]:
+def _check_segment(seg: Any, where: str) -> tuple[float, float]:
+    """``[start, end]`` as floats, as the reference evaluators take them.
+
+    The ActivityNet ``segment_iou`` computes with whatever numbers it is given: a negative
+    start (a regressed boundary before the video's start) and a zero-length segment (tIoU 0
+    with everything, so never a match) are scored, and so they are here. What has no
+    meaning is refused: not two numbers, NaN or infinity, and a reversed segment
+    (``end < start``: its "length" is negative and its tIoU a wrong number).
+    """
+    if isinstance(seg, (str, bytes, Mapping)) or not isinstance(seg, Sequence) or len(seg) != 2:
+        raise ValueError(f"{where}: segment {seg!r} is not [start, end]")
+    if any(isinstance(x, bool) or not isinstance(x, (numbers.Real, str)) for x in seg):
+        raise ValueError(f"{where}: segment {seg!r} is not two numbers")
     try:
         s, e = float(seg[0]), float(seg[1])
-        if len(seg) != 2:
-            raise TypeError
-    except (TypeError, ValueError, IndexError, KeyError):
-        raise ValueError(f"video {vid!r}: {what} segment {seg!r} is not [start, end]") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: segment {seg!r} is not two numbers") from None
     if not (math.isfinite(s) and math.isfinite(e)):
-        raise ValueError(f"video {vid!r}: {what} segment {seg!r} is not finite")
-    if s < 0:
-        raise ValueError(f"video {vid!r}: {what} segment {seg!r} has a negative start")
-    if not e > s:
-        raise ValueError(f"video {vid!r}: {what} segment {seg!r} is reversed or empty (end <= start)")
+        raise ValueError(f"{where}: segment {seg!r} is not finite")
+    if e < s:
+        raise ValueError(f"{where}: segment {seg!r} is reversed (end < start)")
     return s, e
+
+
+def _entries(container: Any, where: str, kind: type, what: str) -> Any:
+    if not isinstance(container, kind):
+        expected = "an object" if kind is dict else "a list"
+        raise ValueError(f"{where}: expected {what} as {expected}, found {type(container).__name__}")
+    return container
 
 
 def load_ground_truth(
     src: PathLike | Mapping[str, Any] | GroundTruth, subset: str | None = "test"
 ) -> GroundTruth:
-    """Read an ActivityNet-style GT (path or already-parsed dict), keeping one ``subset``."""
+    """Read an ActivityNet-style GT (path or already-parsed dict), keeping one ``subset``.
+
+    A subset that no video has, or a ground truth without any annotation in it, is refused
+    naming the file and the subsets it does have (mAP over no class would be a silent 0).
+    """
     if isinstance(src, GroundTruth):
         return src
-    data = _read_json(src)
+    data, name = _read_json(src, "ground truth")
     if "database" not in data:
-        raise ValueError("ground truth has no 'database' key")
+        raise ValueError(f"{name}: ground truth has no 'database' key (expected {{'database': {{video: ...}}}})")
+    database = _entries(data["database"], f"{name}: 'database'", dict, "videos")
     videos: list[str] = []
     vi, st, en, lab = [], [], [], []
-    for vid, entry in data["database"].items():
+    present: dict[str, None] = {}
+    for vid, entry in database.items():
+        where = f"{name}: video {vid!r}"
+        _entries(entry, where, dict, "the video's entry")
+        if "subset" in entry and not isinstance(entry["subset"], str):
+            raise ValueError(f"{where}: 'subset' is {entry['subset']!r}, expected a string")
+        present[str(entry.get("subset"))] = None
         if subset is not None and entry.get("subset") != subset:
             continue
         k = len(videos)
         videos.append(str(vid))
-        for ann in entry.get("annotations", []) or []:
-            if "label" not in ann:
-                raise ValueError(f"video {vid!r}: annotation without 'label'")
-            s, e = _check_segment(ann.get("segment"), str(vid), "ground-truth")
+        annotations = entry.get("annotations", [])  # absent: a video without actions; null is refused
+        _entries(annotations, f"{where}: 'annotations'", list, "annotations")
+        for n, ann in enumerate(annotations):
+            if not isinstance(ann, dict) or not isinstance(ann.get("label"), str):
+                raise ValueError(f"{where} annotation {n}: expected an object with 'segment' and a string 'label'")
+            s, e = _check_segment(ann.get("segment"), f"{where} annotation {n}")
             vi.append(k)
             st.append(s)
             en.append(e)
             lab.append(str(ann["label"]))
+    if not videos:
+        have = ", ".join(repr(x) for x in present) or "none (no videos)"
+        asked = "any subset" if subset is None else f"subset {subset!r}"
+        raise ValueError(f"{name}: no video of {asked} in the ground truth; subsets present: {have} "
+                         "(--subset all keeps every video)")
+    if not lab:
+        raise ValueError(f"{name}: the {len(videos)} video(s) of subset {subset!r} have no annotations; "
+                         "there is nothing to score")
     label = np.array(lab, dtype=object)
     return GroundTruth(
         videos=videos,
@@ -186,24 +227,35 @@ def load_ground_truth(
 
 
 def load_predictions(src: PathLike | Mapping[str, Any] | Predictions) -> Predictions:
-    """Read ActivityNet-style predictions (path or parsed dict) into a flat table."""
+    """Read ActivityNet-style predictions (path or parsed dict) into a flat table.
+
+    Errors name the file, the video and the entry's index in that video's list.
+    """
     if isinstance(src, Predictions):
         return src
-    data = _read_json(src)
+    data, name = _read_json(src, "predictions")
     if "results" not in data:
-        raise ValueError("predictions have no 'results' key")
+        raise ValueError(f"{name}: predictions have no 'results' key (expected {{'results': {{video: [...]}}}})")
+    results = _entries(data["results"], f"{name}: 'results'", dict, "videos")
     vids, st, en, lab, sc = [], [], [], [], []
-    for vid, items in data["results"].items():
-        for p in items or []:
-            s, e = _check_segment(p.get("segment"), str(vid), "predicted")
+    for vid, items in results.items():
+        items = _entries(items, f"{name}: video {vid!r}", list, "predictions")
+        for n, p in enumerate(items):
+            where = f"{name}: video {vid!r} prediction {n}"
+            if not isinstance(p, dict):
+                raise ValueError(f"{where}: expected an object with 'segment', 'label' and 'score'")
+            s, e = _check_segment(p.get("segment"), where)
+            raw = p.get("score")
+            if isinstance(raw, bool) or not isinstance(raw, (numbers.Real, str)):
+                raise ValueError(f"{where}: expected a numeric 'score', got {raw!r}")
             try:
-                score = float(p["score"])
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"video {vid!r}: prediction without a numeric 'score'") from None
+                score = float(raw)
+            except ValueError:
+                raise ValueError(f"{where}: expected a numeric 'score', got {raw!r}") from None
             if not math.isfinite(score):
-                raise ValueError(f"video {vid!r}: prediction score {score!r} is not finite")
-            if "label" not in p:
-                raise ValueError(f"video {vid!r}: prediction without 'label'")
+                raise ValueError(f"{where}: score {raw!r} is not finite")
+            if not isinstance(p.get("label"), str):
+                raise ValueError(f"{where}: expected a string 'label', got {p.get('label')!r}")
             vids.append(str(vid))
             st.append(s)
             en.append(e)
@@ -230,22 +282,22 @@ def load_ambiguous(
         return {}
     out: dict[str, list[tuple[float, float]]] = {}
     if isinstance(src, Mapping):
-        rows = [(v, s, e) for v, segs in src.items() for s, e in np.asarray(segs, float).reshape(-1, 2)]
+        rows = [(v, s, e, f"ambiguous segment of video {v!r}")
+                for v, segs in src.items() for s, e in np.asarray(segs, float).reshape(-1, 2)]
     elif isinstance(src, (str, os.PathLike)):
         rows = []
-        with open(src, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                parts = line.split()
-                if len(parts) != 3:
-                    raise ValueError(f"{os.fspath(src)}:{n}: expected 'video t_start t_end', got {line!r}")
-                rows.append((parts[0], parts[1], parts[2]))
+        for n, line in enumerate(read_lines(src, "ambiguous-segment file"), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != 3:
+                raise ValueError(f"{os.fspath(src)}:{n}: expected 'video t_start t_end', got {line!r}")
+            rows.append((parts[0], parts[1], parts[2], f"{os.fspath(src)}:{n}: video {parts[0]!r}"))
     else:
-        rows = list(src)
-    for v, s, e in rows:
-        out.setdefault(str(v), []).append(_check_segment((s, e), str(v), "ambiguous"))
+        rows = [(v, s, e, f"ambiguous segment of video {v!r}") for v, s, e in src]
+    for v, s, e, where in rows:
+        out.setdefault(str(v), []).append(_check_segment((s, e), where))
     return {v: np.array(segs, dtype=np.float64) for v, segs in out.items()}
 
 
@@ -260,7 +312,9 @@ def segment_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None
     )
     union = (a[:, None, 1] - a[:, None, 0]) + (b[None, :, 1] - b[None, :, 0]) - inter
-    return inter / union
+    # two zero-length segments at one point: the reference gets 0/0 = NaN, which matches
+    # nothing; 0 matches nothing either (thresholds are > 0) without the warning
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _overlaps_any(segs: np.ndarray, amb: np.ndarray | None) -> np.ndarray:
@@ -365,7 +419,7 @@ def _match_activitynet_class(p_vid, p_seg, g_start, g_end, g_seg, thr):  # pragm
             if inter < 0.0:
                 inter = 0.0
             union = (a1 - a0) + (g_seg[j, 1] - g_seg[j, 0]) - inter
-            iou[j] = inter / union
+            iou[j] = inter / union if union > 0.0 else 0.0
             if iou[j] > best_any:
                 best_any = iou[j]
         if best_any <= 0.0:

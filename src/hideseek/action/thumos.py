@@ -40,7 +40,6 @@ I3D features on THUMOS14 are 16-frame snippets at 25 fps: one snippet per 0.64 s
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -52,7 +51,9 @@ from typing import Any
 import numpy as np
 
 from hideseek.action.choices import MODALITIES
-from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
+from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures, check_features
+from hideseek.action.safe_npy import load_npy
+from hideseek.inputs import read_json, read_lines
 
 __all__ = [
     "I3D_STRIDE_S",
@@ -182,13 +183,9 @@ def read_activitynet_annotations(
     if isinstance(src, Mapping):
         data = src
     else:
-        try:
-            with open(src, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"ground-truth file not found: {name}") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{name}: not valid JSON ({err})") from None
+        if not Path(src).exists():
+            raise FileNotFoundError(f"ground-truth file not found: {name}")
+        data = read_json(src, expect=dict, what="ground truth")
     database = data.get("database") if isinstance(data, Mapping) else None
     if not isinstance(database, Mapping):
         raise ValueError(f"{name}: expected an ActivityNet-style object with a 'database' mapping")
@@ -223,17 +220,16 @@ def read_activitynet_annotations(
 
 def _read_segment_lines(path: Path, label: str | None) -> list[tuple[str, Segment | tuple[float, float]]]:
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.split()
-            if len(parts) != 3:
-                raise ValueError(f"{path}:{n}: expected 'video_name start end', got {text!r}")
-            vid, start, end = parts
-            seg = _segment(start, end, label or "Ambiguous", f"{path}:{n}")
-            rows.append((vid, seg))
+    for n, line in enumerate(read_lines(path, "THUMOS14 annotation file"), 1):
+        text = line.strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{n}: expected 'video_name start end', got {text!r}")
+        vid, start, end = parts
+        seg = _segment(start, end, label or "Ambiguous", f"{path}:{n}")
+        rows.append((vid, seg))
     return rows
 
 
@@ -331,17 +327,16 @@ def _read_split(path: Path) -> list[str]:
         raise FileNotFoundError(f"split file not found: {path}")
     names: list[str] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            vid = line.strip()
-            if not vid:
-                continue
-            if len(vid.split()) != 1:
-                raise ValueError(f"{path}:{n}: expected one video name per line, got {vid!r}")
-            if vid in seen:
-                raise ValueError(f"{path}:{n}: video {vid!r} listed twice (first on line {seen[vid]})")
-            seen[vid] = n
-            names.append(vid)
+    for n, line in enumerate(read_lines(path, "split file"), 1):
+        vid = line.strip()
+        if not vid:
+            continue
+        if len(vid.split()) != 1:
+            raise ValueError(f"{path}:{n}: expected one video name per line, got {vid!r}")
+        if vid in seen:
+            raise ValueError(f"{path}:{n}: video {vid!r} listed twice (first on line {seen[vid]})")
+        seen[vid] = n
+        names.append(vid)
     if not names:
         raise ValueError(f"{path}: no video names")
     return names
@@ -414,6 +409,8 @@ def load_split_features(
             raise ValueError(f"feature length mismatch for video {vid!r}: {p0} has {a0.shape[0]} snippets, "
                              f"{p1} has {a1.shape[0]}")
         feats = np.concatenate([a for _, a in parts], axis=1) if len(parts) == 2 else parts[0][1]
+        for path, arr in parts:
+            check_features(str(path), vid, arr, stride_s, ann.duration_s)
         duration = ann.duration_s if ann.duration_s is not None else feats.shape[0] * stride_s
         videos.append(VideoFeatures(video=vid, features=feats, stride_s=stride_s, labels=ann.all_labels,
                                     segments=ann.segments, subset=ann.subset, duration_s=duration,
@@ -429,22 +426,23 @@ def _text_array(path: Path, values: np.ndarray) -> list[str]:
     if values.ndim != 1:
         raise ValueError(f"{path}: expected a 1-D array of names, got shape {values.shape}")
     out = []
-    for v in values.tolist():
+    for k, v in enumerate(values.tolist()):
         if isinstance(v, bytes):
-            v = v.decode("utf-8")
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}: entry {k} {v!r} is not UTF-8 text") from None
         if not isinstance(v, str):
             raise ValueError(f"{path}: expected names (bytes or str), got {type(v).__name__}")
         out.append(v)
     return out
 
 
-def _npy(path: Path, pickled: bool = False) -> np.ndarray:
+def _npy(path: Path) -> np.ndarray:
+    """A W-TALC array; object arrays are unpickled without running code (:mod:`hideseek.action.safe_npy`)."""
     if not path.is_file():
         raise FileNotFoundError(f"W-TALC file not found: {path}")
-    try:
-        return np.load(path, allow_pickle=pickled, encoding="bytes")
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable .npy file ({err})") from None
+    return load_npy(path, encoding="bytes")
 
 
 def _name_list(path: Path, item: Any, where: str) -> list[str]:
@@ -473,13 +471,13 @@ def read_wtalc_annotations(
         raise FileNotFoundError(f"W-TALC annotation folder not found: {folder}")
     p = {k: folder / f"{k}.npy" for k in ("videoname", "subset", "classlist", "segments", "labels", "labels_all",
                                            "duration")}
-    names = _text_array(p["videoname"], _npy(p["videoname"], pickled=True))
-    subsets = _text_array(p["subset"], _npy(p["subset"], pickled=True))
-    classlist = _text_array(p["classlist"], _npy(p["classlist"], pickled=True))
-    segments = _npy(p["segments"], pickled=True)
-    labels = _npy(p["labels"], pickled=True)
-    labels_all = _npy(p["labels_all"], pickled=True)
-    duration = _npy(p["duration"], pickled=True)
+    names = _text_array(p["videoname"], _npy(p["videoname"]))
+    subsets = _text_array(p["subset"], _npy(p["subset"]))
+    classlist = _text_array(p["classlist"], _npy(p["classlist"]))
+    segments = _npy(p["segments"])
+    labels = _npy(p["labels"])
+    labels_all = _npy(p["labels_all"])
+    duration = _npy(p["duration"])
     n = len(names)
     for key, arr in (("subset", subsets), ("segments", segments), ("labels", labels), ("labels_all", labels_all),
                      ("duration", duration)):
@@ -530,7 +528,8 @@ def load_wtalc_features(
 
     ``root`` holds the feature file and ``<dataset_name>-Annotations/`` (or pass
     ``annotation_dir``). ``subset``: ``"test"``, ``"validation"`` or ``None`` (all). The
-    feature file is a pickled object array (written by Python 2, hence ``encoding="bytes"``),
+    feature file is a pickled object array (written by Python 2, hence ``encoding="bytes"``; read
+    without running code, see :mod:`hideseek.action.safe_npy`),
     row ``i`` being video ``i`` of ``videoname.npy``. Errors name the file: a row count that
     differs from ``videoname.npy``, a row that is not ``(T, D)`` float, rows of different
     ``D``, an unknown class.
@@ -540,8 +539,8 @@ def load_wtalc_features(
     rows, annotations, classlist, ambiguous = read_wtalc_annotations(ann_dir, subset)
     names_path = ann_dir / "videoname.npy"
     feat_path = root / f"{dataset_name}-I3D-JOINTFeatures.npy"
-    feats = _npy(feat_path, pickled=True)
-    n_names = len(_text_array(names_path, _npy(names_path, pickled=True)))
+    feats = _npy(feat_path)
+    n_names = len(_text_array(names_path, _npy(names_path)))
     if feats.ndim == 0 or len(feats) != n_names:
         count = 0 if feats.ndim == 0 else len(feats)
         raise ValueError(f"feature length mismatch: {feat_path} has {count} videos, {names_path} names {n_names}")
@@ -557,6 +556,7 @@ def load_wtalc_features(
         if videos and row.shape[1] != videos[0].features.shape[1]:
             raise ValueError(f"{feat_path} row {i} ({vid}): {row.shape[1]} features per snippet, earlier rows have "
                              f"{videos[0].features.shape[1]}")
+        check_features(f"{feat_path} row {i}", vid, row, stride_s, ann.duration_s)
         duration = ann.duration_s if ann.duration_s is not None else row.shape[0] * stride_s
         videos.append(VideoFeatures(video=vid, features=row, stride_s=stride_s, labels=ann.all_labels,
                                     segments=ann.segments, subset=ann.subset, duration_s=duration,

@@ -38,7 +38,7 @@ import torch
 
 from hideseek import engine
 from hideseek.action.choices import AUGMENTATIONS, DATASETS, SCHEDULES
-from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures
+from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures, check_features
 from hideseek.action.detect import DetectConfig, detect_video, write_predictions
 from hideseek.action.features import FEATURE_SOURCES, load_feature_source
 from hideseek.action.model import POOLS, TemporalCAM, normalize_temporal_cams, video_loss
@@ -48,6 +48,7 @@ from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.engine import ConfigDict
 from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_record
+from hideseek.inputs import read_json
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
            "load_run", "open_data", "train", "video_map"]
@@ -118,6 +119,27 @@ class ActionConfig(ConfigDict):
             if probe.kind != "video":
                 raise ValueError(f"augmentation {self.augmentation!r} is for {probe.kind} input, not snippet "
                                  "features; use 'frame-has' (or 'none')")
+        for name, low in (("epochs", 1), ("batch_size", 1), ("hidden", 1), ("layers", 0), ("kernel_size", 1),
+                          ("num_workers", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be an integer >= {low}, got {value!r}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size (--kernel-size) must be odd, got {self.kernel_size}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"threads (--threads) must be an integer >= 1 (or none), got {self.threads!r}")
+        for name, ok, expected in (("lr", lambda v: v > 0, "> 0"), ("weight_decay", lambda v: v >= 0, ">= 0"),
+                                   ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+                                   ("topk_ratio", lambda v: v > 0, "> 0")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a number {expected}, got {value!r}")
+        if self.stride_s is not None and not (math.isfinite(self.stride_s) and self.stride_s > 0):
+            raise ValueError(f"stride_s (--stride-s) must be a positive number, got {self.stride_s!r}")
+        if self.snippet_s is not None and not (math.isfinite(self.snippet_s) and self.snippet_s > 0):
+            raise ValueError(f"snippet_s (--snippet-s) must be a positive number, got {self.snippet_s!r}")
         unknown = sorted(set(self.protocols) - set(PROTOCOLS))
         if unknown:
             raise ValueError(f"unknown protocols {unknown}; valid choices: {', '.join(PROTOCOLS)}")
@@ -147,18 +169,19 @@ def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dic
     if isinstance(ground_truth, dict):
         data = ground_truth
     else:
-        try:
-            data = json.loads(Path(ground_truth).read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{ground_truth}: ground-truth file not found") from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{ground_truth}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if "database" not in data:
-        raise ValueError(f"{where}: ground truth has no 'database' key")
+        if not Path(ground_truth).exists():
+            raise FileNotFoundError(f"{ground_truth}: ground-truth file not found")
+        data = read_json(ground_truth, expect=dict, what="ground truth")
+    if not isinstance(data.get("database"), dict):
+        raise ValueError(f"{where}: ground truth has no 'database' object (expected {{'database': {{video: ...}}}})")
     if not features_dir.is_dir():
         raise FileNotFoundError(f"{features_dir}: features folder not found")
     videos = []
+    present: dict[str, None] = {}
     for vid, entry in data["database"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: video {vid!r}: expected an object, found {type(entry).__name__}")
+        present[str(entry.get("subset"))] = None
         if entry.get("subset") != subset:
             continue
         path = features_dir / f"{vid}.npy"
@@ -166,9 +189,11 @@ def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dic
             raise FileNotFoundError(f"{path}: feature file of video {vid!r} (subset {subset!r} of {where}) not found")
         try:
             feats = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise ValueError(f"{path}: not a readable .npy array ({error})") from None
         try:
+            if feats.ndim == 2 and feats.shape[0] and np.issubdtype(feats.dtype, np.floating):
+                check_features(str(path), str(vid), feats, float(stride_s), entry.get("duration"))
             segs = tuple(Segment(float(a["segment"][0]), float(a["segment"][1]), str(a["label"]))
                          for a in entry.get("annotations") or [])
             videos.append(VideoFeatures(video=str(vid), features=feats, stride_s=float(stride_s), segments=segs,
@@ -177,7 +202,8 @@ def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dic
         except (KeyError, TypeError, IndexError, ValueError) as error:
             raise ValueError(f"{path} / {where}: video {vid!r}: {error}") from None
     if not videos:
-        raise ValueError(f"{where}: no video has subset {subset!r}")
+        raise ValueError(f"{where}: no video has subset {subset!r} (subsets present: "
+                         f"{', '.join(repr(x) for x in present) or 'none'})")
     return videos
 
 

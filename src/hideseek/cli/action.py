@@ -18,7 +18,7 @@ from hideseek.action.choices import (
     PROTOCOLS,
     SCORES,
 )
-from hideseek.cli.common import UserError, parse_params, user_errors, write_json
+from hideseek.cli.common import UserError, check_output, parse_params, user_errors, write_json
 from hideseek.cli.demo import room_demo
 
 
@@ -51,6 +51,8 @@ def _detect_overrides(args) -> dict:
 
 
 def _evaluate(args) -> int:
+    with user_errors(ValueError):
+        check_output(args.output)
     if args.checkpoint:
         from hideseek.action.train import evaluate_checkpoint
 
@@ -80,8 +82,10 @@ def _evaluate(args) -> int:
 
 def _extract_features(args) -> int:
     from hideseek.action.features import extract_features
+    from hideseek.inputs import check_writable_dir
 
     with user_errors(FileNotFoundError, ValueError, ImportError, RuntimeError):
+        check_writable_dir(args.output, "--output folder")
         summary = extract_features(
             args.video_dir, args.output, args.backbone, pretrained_file=args.pretrained_file,
             random_init=args.random_init, snippet=args.snippet, fps=None if args.native_fps else args.fps,
@@ -99,6 +103,7 @@ def _convert(args) -> int:
     from hideseek.action import thumos
 
     with user_errors(FileNotFoundError, ValueError):
+        check_output(args.output)
         if args.format == "thumos14":
             gt, ambiguous = thumos.thumos14_ground_truth(args.annotations, args.subset,
                                                          exclude_broken=args.exclude_broken)
@@ -142,7 +147,8 @@ def _config(args):
         layers=args.layers,
         kernel_size=args.kernel_size, dropout=args.dropout, pool=args.pool, topk_ratio=args.topk_ratio,
         augmentation=args.augmentation, aug_params=aug_params,
-        epochs=base.epochs if args.quick and args.epochs is None else (args.epochs or ActionConfig.epochs),
+        epochs=base.epochs if args.quick and args.epochs is None else (
+            ActionConfig.epochs if args.epochs is None else args.epochs),
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
         num_workers=args.workers, device=args.device, threads=args.threads or None,
         detect=_detect_overrides(args),
