@@ -250,8 +250,8 @@ def test_cams_from_gt_masks_score_100(ds, tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("{not json", r"not valid JSON \(line 1"),
-        ("[]", "expected a JSON object"),
+        ("{not json", r"bad.json:1: not valid JSON"),
+        ("[]", "with an object at the top level, found a list"),
         (
             '{"images": [], "categories": []}',
             r"missing top-level key\(s\) \['annotations'\]",
@@ -304,7 +304,7 @@ def test_missing_files_and_bad_results(tmp_path, ds):
     with pytest.raises(COCOFormatError, match="file not found"):
         load_coco(tmp_path / "nope.json")
     cases = [
-        ('{"a": 1}', "expected a JSON list"),
+        ('{"a": 1}', "with a list at the top level, found an object"),
         (
             '[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]',
             r"lacks key\(s\) \['score'\]",

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from hideseek.cam.choices import FIXED, ORACLE, POLICIES
 from hideseek.cli.common import (
+    UserError,
     add_image_run_options,
     add_synthetic_size_options,
     apply_quick,
+    check_output,
     image_run_fields,
     is_main_rank,
     parse_params,
@@ -57,15 +59,30 @@ def _policy_from_args(args):
         return Oracle()
     if args.policy == FIXED:
         if args.tau is None:
-            raise SystemExit("error: --policy fixed needs --tau (e.g. 0.2)")
+            raise UserError("--policy fixed needs --tau (e.g. 0.2)")
         return Fixed(args.tau)
     if not args.calibration:
-        raise SystemExit("error: --policy calibrated needs --calibration VAL_RESULT.json")
+        raise UserError("--policy calibrated needs --calibration VAL_RESULT.json")
+    from hideseek.inputs import InputError, read_json
+
     path = Path(args.calibration)
     try:
-        return Calibrated.from_result(json.loads(path.read_text()), source=str(path))
-    except (OSError, json.JSONDecodeError, ValueError) as error:
-        raise SystemExit(f"error: {path}: cannot use as calibration ({error})") from None
+        policy = Calibrated.from_result(read_json(path, dict, "calibration result"), source=str(path))
+    except InputError as error:
+        raise UserError(str(error)) from None
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{path}: cannot use as calibration ({error})") from None
+    return policy
+
+
+def _check_grid(args) -> None:
+    """``--cam-curve-interval`` in (0, 1) and ``--tau`` on its grid, before any work."""
+    from hideseek.localization.evaluate import EvaluationError, check_tau, checked_thresholds
+
+    with user_errors(EvaluationError):
+        checked_thresholds(args.cam_curve_interval)
+        if getattr(args, "policy", None) == FIXED and args.tau is not None:
+            check_tau(args.tau, args.cam_curve_interval)
 
 
 def _report(result: dict, output: str | None) -> int:
@@ -83,7 +100,9 @@ def _evaluate_center_baseline(args) -> int:
     from hideseek.localization.evaluate import EvaluationError
 
     if not args.metadata:
-        raise SystemExit("error: --center-baseline needs --metadata (a split of the WSOL metadata layout)")
+        raise UserError("--center-baseline needs --metadata (a split of the WSOL metadata layout)")
+    _check_grid(args)
+    check_output(args.output)
     with user_errors(MetadataError, EvaluationError, ValueError):
         result = evaluate_center_baseline(args.metadata, sigma_ratio=args.center_sigma, mask_root=args.mask_root,
                                           cam_curve_interval=args.cam_curve_interval,
@@ -102,8 +121,10 @@ def _evaluate(args) -> int:
     if args.center_baseline:
         return _evaluate_center_baseline(args)
     if not (args.metadata and args.scoremaps):
-        raise SystemExit("error: give --checkpoint, or --metadata and --scoremaps (or --center-baseline)")
+        raise UserError("give --checkpoint, or --metadata and --scoremaps (or --center-baseline)")
+    _check_grid(args)
     policy = _policy_from_args(args)
+    check_output(args.output)
     with user_errors(MetadataError, EvaluationError):
         result = evaluate_scoremaps(
             args.metadata,
@@ -124,7 +145,8 @@ def _evaluate_coco(args) -> int:
     from hideseek.localization.coco import COCOFormatError, coco_ap
 
     if not args.coco_results:
-        raise SystemExit("error: --coco needs --coco-results RESULTS.json")
+        raise UserError("--coco needs --coco-results RESULTS.json")
+    check_output(args.output)
     out = {}
     with user_errors(COCOFormatError, FileNotFoundError):
         for iou_type in args.iou_type:
@@ -138,14 +160,19 @@ def _evaluate_coco(args) -> int:
 
 
 def _evaluate_checkpoint(args) -> int:
+    from hideseek.inputs import check_writable_dir
     from hideseek.localization.train import evaluate_checkpoint
 
+    _check_grid(args)
+    check_output(args.output)
+    if args.save_scoremaps:
+        check_writable_dir(args.save_scoremaps, "--save-scoremaps folder")
     with user_errors(FileNotFoundError, ValueError):
         if args.architecture:  # a checkpoint of the benchmark's own code
             from hideseek.localization.train import evaluate_benchmark_checkpoint
 
             if not (args.data_root and args.metadata_root):
-                raise SystemExit("error: --architecture needs --data-root and --metadata-root")
+                raise UserError("--architecture needs --data-root and --metadata-root")
             results = evaluate_benchmark_checkpoint(
                 args.checkpoint, args.architecture, args.wsol_method, data_root=args.data_root,
                 metadata_root=args.metadata_root, mask_root=args.mask_root, large_feature_map=args.large_feature_map,

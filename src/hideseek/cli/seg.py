@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from hideseek.cli.common import (
+    UserError,
     add_image_run_options,
     add_synthetic_size_options,
     apply_quick,
+    check_output,
     image_run_fields,
     is_main_rank,
     synthetic_sizes,
@@ -52,8 +54,10 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
+    from hideseek.inputs import check_writable_dir
     from hideseek.segmentation.train import predict
 
+    check_writable_dir(args.output, "--output folder")
     with user_errors(FileNotFoundError, ValueError):
         out = predict(args.checkpoint, args.output, split=args.split, threshold=args.threshold,
                       calibration=args.calibration, data_root=args.data_root, device=args.device)
@@ -63,6 +67,7 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
+    check_output(args.output)
     if args.checkpoint:
         from hideseek.segmentation.train import evaluate_checkpoint
 
@@ -76,7 +81,7 @@ def _evaluate(args) -> int:
     from hideseek.segmentation.evaluate import evaluate_label_dirs
 
     if not (args.predictions and args.ground_truth):
-        raise SystemExit("error: give --predictions DIR and --ground-truth DIR (or --checkpoint)")
+        raise UserError("give --predictions DIR and --ground-truth DIR (or --checkpoint)")
     with user_errors(FileNotFoundError, ValueError):
         result = evaluate_label_dirs(args.predictions, args.ground_truth, num_classes=args.num_classes,
                                      ignore_index=None if args.ignore_index < 0 else args.ignore_index,

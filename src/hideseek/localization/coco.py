@@ -55,6 +55,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from hideseek.inputs import InputError, read_json
 from hideseek.localization.boxes import boxes_at_thresholds, quantize, threshold_levels
 from hideseek.localization.choices import IOU_TYPES
 from hideseek.localization.data.metadata import WSOLMetadata
@@ -104,18 +105,15 @@ def _pycocotools():
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path):
+def _read_json(path: Path, expect: type, what: str):
+    """The JSON value of ``path`` (UTF-8 with or without a byte-order mark) with the top level
+    ``expect``; every failure is a :class:`COCOFormatError` naming the file."""
     if not path.is_file():
         raise COCOFormatError(f"{path}: file not found")
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise COCOFormatError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise COCOFormatError(f"{path}: not UTF-8 text ({error})") from None
+        return read_json(path, expect, what)
+    except InputError as error:
+        raise COCOFormatError(str(error)) from None
 
 
 def _require(where: str, record, keys: Sequence[str], what: str) -> None:
@@ -456,7 +454,7 @@ def load_coco(path: str | Path) -> COCOLocalization:
     without one) and a missing ``iscrowd`` with 0, as ``COCOeval`` needs both. Errors name the file and the record.
     """
     path = Path(path)
-    return coco_from_dict(_read_json(path), path)
+    return coco_from_dict(_read_json(path, dict, "COCO instances file"), path)
 
 
 def coco_from_dict(data: dict, name: str | Path = "<in-memory COCO>") -> COCOLocalization:
@@ -699,12 +697,9 @@ def load_results(path: str | Path, gt: COCOLocalization | None = None) -> list[d
     ``segmentation``; with ``gt`` the image and category ids must exist there.
     """
     path = Path(path)
-    data = _read_json(path)
+    data = _read_json(path, list, "COCO results file (a list of records)")
     where = str(path)
-    if not isinstance(data, list):
-        raise COCOFormatError(
-            f"{where}: expected a JSON list of result records, got {type(data).__name__}"
-        )
+    first_kind = None
     for k, rec in enumerate(data):
         what = f"result[{k}]"
         _require(where, rec, ("image_id", "category_id", "score"), what)
@@ -716,7 +711,18 @@ def load_results(path: str | Path, gt: COCOLocalization | None = None) -> list[d
             raise COCOFormatError(
                 f"{where}: {what} 'score' must be a number, got {rec['score']!r}"
             )
-        if "bbox" in rec:
+        # loadRes takes the kind of every record from the first one (a box list, or masks
+        # whose boxes it derives) and fails inside pycocotools (KeyError) on a record of the
+        # other kind; which AP such a mixed file means is ambiguous, so it is refused here.
+        kind = "bbox" if rec.get("bbox", []) != [] else "segmentation"
+        first_kind = first_kind or kind
+        if first_kind not in rec:
+            raise COCOFormatError(
+                f"{where}: {what} has no '{first_kind}' but result[0] does: a results file holds one kind "
+                f"of record for pycocotools (it reads every record as the first); write box and mask "
+                f"results to separate files"
+            )
+        if "bbox" in rec and (first_kind == "bbox" or rec["bbox"] != []):
             _check_bbox(where, what, rec["bbox"])
         size = None
         if gt is not None:

@@ -9,7 +9,6 @@ nearest-neighbour sampling, as the public WSOL benchmark does.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from hideseek.cam.maps import nearest_indices
+from hideseek.inputs import InputError, confined, read_json, read_lines
 from hideseek.localization.data.metadata import WSOLMetadata, load_metadata
 from hideseek.localization.metrics import (
     V2_IOU_THRESHOLDS,
@@ -78,11 +78,20 @@ def load_gt_mask(mask_root: Path, mask_paths: Sequence[str], ignore_path: str,
     """
     foreground = np.zeros((length, length), dtype=bool)
     for mask_path in mask_paths:
-        foreground |= _read_gray(mask_root / mask_path, length) > 0.5
+        foreground |= _read_gray(_inside(mask_root, mask_path, "mask path"), length) > 0.5
     ignore = np.zeros_like(foreground)
     if ignore_path:
-        ignore = (_read_gray(mask_root / ignore_path, length) > 0.5) & ~foreground
+        ignore = (_read_gray(_inside(mask_root, ignore_path, "ignore mask path"), length) > 0.5) & ~foreground
     return foreground.astype(np.uint8) + 255 * ignore.astype(np.uint8)
+
+
+def _inside(root: str | Path, relative: str, what: str) -> Path:
+    """``root / relative``; an absolute path or one with ``..`` (it would read outside the
+    root) is refused."""
+    try:
+        return confined(root, relative, what)
+    except InputError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def load_class_predictions(path: str | Path) -> dict[str, list[int]]:
@@ -96,35 +105,42 @@ def load_class_predictions(path: str | Path) -> dict[str, list[int]]:
         raise EvaluationError(f"{path}: predictions file not found")
     if path.suffix == ".json":
         try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise EvaluationError(f"{path}: invalid JSON ({error})") from None
-        if not isinstance(raw, Mapping):
-            raise EvaluationError(f"{path}: expected an object mapping image id to class list")
+            raw = read_json(path, dict, "predictions file (image id -> class list)")
+        except InputError as error:
+            raise EvaluationError(str(error)) from None
         out = {}
         for image_id, classes in raw.items():
-            if not isinstance(classes, list) or not classes or not all(isinstance(c, int) for c in classes):
+            if not isinstance(classes, list) or not classes or \
+                    not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
                 raise EvaluationError(f"{path}: entry {image_id!r} must be a non-empty list of class indices")
             out[image_id] = classes
         return out
     out = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            image_id, *classes = text.split(",")
-            try:
-                out[image_id] = [int(c) for c in classes]
-            except ValueError:
-                out[image_id] = []
-            if not out[image_id]:
-                raise EvaluationError(f"{path}:{number}: expected '<image_id>,<c1>,...,<c5>', got {text!r}")
+    try:
+        lines = read_lines(path, "predictions file")
+    except InputError as error:
+        raise EvaluationError(str(error)) from None
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        image_id, *classes = (part.strip() for part in text.split(","))
+        try:
+            ranked = [int(c) for c in classes]
+        except ValueError:
+            ranked = []
+        if not ranked:
+            raise EvaluationError(f"{path}:{number}: expected '<image_id>,<c1>,...,<c5>', got {text!r}")
+        if image_id in out and out[image_id] != ranked:
+            raise EvaluationError(f"{path}:{number}: predictions of {image_id!r} conflict with an earlier line")
+        out[image_id] = ranked
     return out
 
 
 def _scoremap_path(root: Path, image_id: str) -> Path:
-    return root / f"{image_id}.npy"
+    """``root/<image_id>.npy``; an id that would leave ``root`` is refused (the metadata reader
+    refuses them too; ids given in memory are checked here)."""
+    return _inside(root, f"{image_id}.npy", "score map of image id")
 
 
 def _check_complete(ids: Sequence[str], have, what: str, where: Path) -> None:
@@ -152,6 +168,27 @@ def _checked_scoremap(scoremap: np.ndarray, name: str, length: int) -> np.ndarra
         raise EvaluationError(str(error)) from None
     # the reference quantises float64 maps; float32 maps are widened first
     return scoremap.astype(np.float64, copy=False)
+
+
+def checked_thresholds(cam_curve_interval: float, option: str = "--cam-curve-interval") -> np.ndarray:
+    """The CAM threshold grid of ``cam_curve_interval``, or an :class:`EvaluationError` naming the option."""
+    try:
+        interval = float(cam_curve_interval)
+    except (TypeError, ValueError):
+        interval = float("nan")
+    if not 0 < interval < 1:  # also refuses NaN
+        raise EvaluationError(f"{option}: expected a step in (0, 1) such as 0.01, got {cam_curve_interval}")
+    return cam_thresholds(interval)
+
+
+def check_tau(tau: float, cam_curve_interval: float, option: str = "--tau") -> None:
+    """Refuse a fixed threshold that is not on the grid of ``cam_curve_interval``, naming the grid."""
+    thresholds = checked_thresholds(cam_curve_interval)
+    if not np.isclose(thresholds, tau, rtol=0, atol=1e-9).any():
+        raise EvaluationError(
+            f"{option}: {tau} is not on the CAM threshold grid of --cam-curve-interval {cam_curve_interval} "
+            f"(0 to {thresholds[-1]:.4g} in steps of {cam_curve_interval}); give a multiple of the step in [0, 1)"
+        )
 
 
 def _choose_box_kernel(parallel: bool, maps: int, thresholds: int) -> str:
@@ -232,7 +269,7 @@ def evaluate_scoremaps(
     if parallel is None:
         parallel = len(meta.image_ids) >= PARALLEL_MIN_MAPS
     chunk_size = CHUNK if parallel else 8  # a small chunk keeps the single-threaded path's memory flat
-    thresholds = cam_thresholds(cam_curve_interval)
+    thresholds = checked_thresholds(cam_curve_interval)
     box_kernel = pool = None
     if kind != "masks":
         box_kernel = _choose_box_kernel(parallel, len(meta.image_ids), len(thresholds))
@@ -300,7 +337,10 @@ def evaluate_scoremaps(
     if chunk:
         flush()
 
-    result = metric.compute() if kind == "masks" else metric.compute(policy)
+    try:
+        result = metric.compute() if kind == "masks" else metric.compute(policy)
+    except ValueError as error:  # a fixed or calibrated threshold off the grid
+        raise EvaluationError(str(error)) from None
     if kind == "masks":
         result["policy"] = {"name": "threshold-free"}
         result["num_images"] = len(meta.image_ids)

@@ -64,7 +64,8 @@ def evaluate_label_dirs(predictions: str | Path, ground_truth: str | Path, *, nu
     if class_names is None and num_classes == len(VOC_CLASSES):
         class_names = VOC_CLASSES
     metric = MeanIoU(num_classes, ignore_index, class_names)
-    for image_id in tqdm(ids, desc="mIoU", unit="img", disable=not progress, leave=False):
+    # disable=None: a bar on a terminal only, never in a log or a captured stderr
+    for image_id in tqdm(ids, desc="mIoU", unit="img", disable=None if progress else True, leave=False):
         pred_path, gt_path = pred_dir / f"{image_id}.png", gt_dir / f"{image_id}.png"
         pred, gt = read_label_png(pred_path), read_label_png(gt_path)
         if pred.shape != gt.shape:

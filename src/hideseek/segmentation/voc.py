@@ -33,11 +33,14 @@ without torch's ``Dataset`` base, and :func:`collate_seg` imports torch when cal
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from hideseek.inputs import InputError, confined, read_lines
 
 __all__ = [
     "IGNORE_INDEX",
@@ -99,7 +102,12 @@ def read_label_png(path: str | Path) -> np.ndarray:
             return np.array(img, dtype=np.uint8)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: label PNG not found") from None
-    except OSError as error:
+    except IsADirectoryError:
+        raise VOCError(f"{path}: expected a label PNG, found a folder") from None
+    except VOCError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as error:
+        # Pillow reports a damaged PNG as any of these, depending on where the damage is
         raise VOCError(f"{path}: cannot read label PNG ({error})") from None
 
 
@@ -124,7 +132,11 @@ def read_image_ids(path: str | Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split list not found")
     ids, seen = [], set()
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        lines = read_lines(path, "split list")
+    except InputError as error:
+        raise VOCError(str(error)) from None
+    for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text:
             continue
@@ -132,6 +144,10 @@ def read_image_ids(path: str | Path) -> list[str]:
             raise VOCError(f"{path}:{number}: expected one image id per line, got {text!r}")
         if text in seen:
             raise VOCError(f"{path}:{number}: image id {text!r} listed twice")
+        try:  # ids name files in the image, mask and prediction folders: none may leave them
+            confined(".", text, f"{path}:{number}: image id")
+        except InputError as error:
+            raise VOCError(str(error)) from None
         seen.add(text)
         ids.append(text)
     if not ids:

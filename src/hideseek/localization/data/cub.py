@@ -24,8 +24,10 @@ Every parse error names the file and the 1-based line number.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+from hideseek.inputs import InputError, confined
 from hideseek.localization.data.ilsvrc import image_size
 from hideseek.localization.data.metadata import MetadataError, WSOLMetadata, _lines
 
@@ -131,6 +133,10 @@ def cub_metadata(root: str | Path, split: str = "test") -> WSOLMetadata:
         image_id = image_id.strip()
         if "," in image_id:
             raise MetadataError(f"{images_path}:{line}: image path {image_id!r} holds a comma")
+        try:
+            confined(image_dir, image_id, f"{images_path}:{line}: image path")
+        except InputError as error:
+            raise MetadataError(str(error)) from None
         if image_id in seen_paths:
             raise MetadataError(f"{images_path}:{line}: image path {image_id!r} repeats line {seen_paths[image_id]}")
         seen_paths[image_id] = line
@@ -150,6 +156,9 @@ def cub_metadata(root: str | Path, split: str = "test") -> WSOLMetadata:
             raise MetadataError(
                 f"{boxes_path}:{number}: expected '{expected_box}' ({' '.join(coords)!r} are not 4 numbers)"
             ) from None
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise MetadataError(f"{boxes_path}:{number}: expected finite numbers in '{expected_box}', "
+                                f"got {' '.join(coords)!r}")
         if w < 0 or h < 0:
             raise MetadataError(f"{boxes_path}:{number}: box width and height must be >= 0, got {w} x {h}")
 
@@ -159,4 +168,8 @@ def cub_metadata(root: str | Path, split: str = "test") -> WSOLMetadata:
         class_labels[image_id] = value - 1
         box_map[image_id] = [(x, y, x + w, y + h)]
         sizes[image_id] = image_size(image_dir / image_id)
+        width, height = sizes[image_id]
+        if x < 0 or y < 0 or x + w > width or y + h > height:
+            raise MetadataError(f"{boxes_path}:{number}: box {' '.join(coords)} lies outside its image "
+                                f"{image_id} of {width}x{height}")
     return WSOLMetadata(root, image_ids, class_labels, sizes, box_map)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hideseek.inputs import confined
 from hideseek.localization.data.metadata import WSOLMetadata, load_metadata
 from hideseek.localization.data.synthetic import SPLITS, SyntheticConfig, config_hash, write_benchmark
 
@@ -147,12 +148,13 @@ class WSOLDataset(torch.utils.data.Dataset):
         paths = self.metadata.mask_paths[image_id]
         mask = None
         for rel in paths:
-            part = _load_binary(self.mask_root / rel, "mask")
+            part = _load_binary(confined(self.mask_root, rel, "mask path"), "mask")
             if mask is not None and part.shape != mask.shape:
                 raise ValueError(f"{self.mask_root / rel}: mask size {part.shape} differs from {mask.shape}")
             mask = part if mask is None else mask | part
         ignore_rel = self.metadata.ignore_paths.get(image_id, "")
-        ignore = _load_binary(self.mask_root / ignore_rel, "ignore mask") if ignore_rel else np.zeros_like(mask)
+        ignore = (_load_binary(confined(self.mask_root, ignore_rel, "ignore mask path"), "ignore mask")
+                  if ignore_rel else np.zeros_like(mask))
         if ignore.shape != mask.shape:
             raise ValueError(f"{self.mask_root / ignore_rel}: ignore size {ignore.shape} differs from {mask.shape}")
         return mask, ignore
@@ -160,10 +162,11 @@ class WSOLDataset(torch.utils.data.Dataset):
     def image(self, index: int) -> Image.Image:
         """The RGB image of item ``index`` (decoded once and kept when the dataset caches)."""
         if self._decoded is None:
-            return load_rgb(self.image_root / self.metadata.image_ids[index])
+            return load_rgb(confined(self.image_root, self.metadata.image_ids[index], "image id"))
         image = self._decoded.get(index)
         if image is None:
-            image = self._decoded[index] = load_rgb(self.image_root / self.metadata.image_ids[index])
+            image = self._decoded[index] = load_rgb(confined(self.image_root, self.metadata.image_ids[index],
+                                                             "image id"))
         return image
 
     def __getitem__(self, index: int) -> dict:
