@@ -293,7 +293,9 @@ def test_meaningless_segment_names_file_video_and_entry(tmp_path, capsys, segmen
 
 @pytest.mark.parametrize("option, value", [("--epochs", "0"), ("--epochs", "-3"), ("--batch-size", "0"),
                                            ("--hidden", "0"), ("--lr", "-1"), ("--dropout", "1.5"),
-                                           ("--kernel-size", "2"), ("--topk-ratio", "0")])
+                                           ("--kernel-size", "2"), ("--topk-ratio", "0"),
+                                           ("--min-length-s", "nan"), ("--cam-thresholds", "nan"),
+                                           ("--video-weight", "inf")])
 def test_train_refuses_sizes_below_one(tmp_path, capsys, option, value):
     code, _, err = _run(["action", "train", "--quick", option, value, "--output", str(tmp_path / "run"),
                          "--records", str(tmp_path / "r.jsonl"), "--no-progress", "--device", "cpu"], capsys)

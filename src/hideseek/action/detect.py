@@ -71,6 +71,13 @@ class DetectConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        numbers = {"thresholds (--cam-thresholds)": self.thresholds, "class_threshold (--class-threshold)":
+                   (self.class_threshold,), "min_length_s (--min-length-s)": (self.min_length_s,),
+                   "outer_ratio": (self.outer_ratio,), "video_weight (--video-weight)": (self.video_weight,),
+                   "nms_tiou (--nms-tiou)": () if self.nms_tiou is None else (self.nms_tiou,)}
+        for name, values in numbers.items():
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+                raise ValueError(f"{name} must be finite, got {values if len(values) > 1 else values[0]!r}")
         if not self.thresholds:
             raise ValueError("thresholds must hold at least one value")
         if self.relative and any(not 0 < t <= 1 for t in self.thresholds):

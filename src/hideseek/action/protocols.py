@@ -136,7 +136,7 @@ def _read_json(src: PathLike | Mapping[str, Any], what: str) -> tuple[Mapping[st
     """The parsed object and the name to put in messages (the file, or ``<what>`` for a dict)."""
     if isinstance(src, Mapping):
         return src, what
-    return read_json(src, expect=dict, what=what), os.fspath(src)
+    return read_json(src, expect=dict, what=f"{what} file"), os.fspath(src)
 
 
 def _check_segment(seg: Any, where: str) -> tuple[float, float]:

@@ -185,7 +185,7 @@ def read_activitynet_annotations(
     else:
         if not Path(src).exists():
             raise FileNotFoundError(f"ground-truth file not found: {name}")
-        data = read_json(src, expect=dict, what="ground truth")
+        data = read_json(src, expect=dict, what="ground-truth file")
     database = data.get("database") if isinstance(data, Mapping) else None
     if not isinstance(database, Mapping):
         raise ValueError(f"{name}: expected an ActivityNet-style object with a 'database' mapping")

@@ -171,7 +171,7 @@ def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dic
     else:
         if not Path(ground_truth).exists():
             raise FileNotFoundError(f"{ground_truth}: ground-truth file not found")
-        data = read_json(ground_truth, expect=dict, what="ground truth")
+        data = read_json(ground_truth, expect=dict, what="ground-truth file")
     if not isinstance(data.get("database"), dict):
         raise ValueError(f"{where}: ground truth has no 'database' object (expected {{'database': {{video: ...}}}})")
     if not features_dir.is_dir():
@@ -191,9 +191,9 @@ def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dic
             feats = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:
             raise ValueError(f"{path}: not a readable .npy array ({error})") from None
+        if feats.ndim == 2 and feats.shape[0] and np.issubdtype(feats.dtype, np.floating):
+            check_features(str(path), str(vid), feats, float(stride_s), entry.get("duration"))
         try:
-            if feats.ndim == 2 and feats.shape[0] and np.issubdtype(feats.dtype, np.floating):
-                check_features(str(path), str(vid), feats, float(stride_s), entry.get("duration"))
             segs = tuple(Segment(float(a["segment"][0]), float(a["segment"][1]), str(a["label"]))
                          for a in entry.get("annotations") or [])
             videos.append(VideoFeatures(video=str(vid), features=feats, stride_s=float(stride_s), segments=segs,
