@@ -15,15 +15,18 @@ from hideseek.bench.report import load_results, render, targets
 from hideseek.bench.timing import loadavg, machine_info, measure
 from hideseek.bench.workloads import temporal_detection_workload
 from hideseek.cli import main
+from hideseek.threads import torch_threads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny_result(tmp_path_factory):
-    torch.set_num_threads(1)
+    # one thread for the suite, restored after it: a module fixture that set it and left it
+    # changed the weights every later test in the process trained (issue 14)
     path = tmp_path_factory.mktemp("bench") / "cpu-tiny.json"
-    assert main(["bench", "--device", "cpu", "--size", "tiny", "--output", str(path)]) == 0
+    with torch_threads(1):
+        assert main(["bench", "--device", "cpu", "--size", "tiny", "--output", str(path)]) == 0
     return path
 
 

@@ -11,12 +11,10 @@ from hideseek.cli.common import user_errors, write_json, write_or_print
 
 def _run(args) -> int:
     from hideseek.bench.suite import run_suite
+    from hideseek.threads import torch_threads
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    with user_errors(RuntimeError, ValueError):
+    # --threads for the suite only: main() called in-process leaves the caller's count alone
+    with user_errors(RuntimeError, ValueError), torch_threads(args.threads or None):
         doc = run_suite(args.device, size=args.size, groups=args.groups)
     if args.output:
         write_json(doc, args.output)
