@@ -140,5 +140,10 @@ def compute_cams(
 @register_cam_method("cam")
 def class_activation_map(inputs: CAMInputs) -> torch.Tensor:
     """CAM (Zhou et al., CVPR 2016): ``sum_k W[c, k] F_k``, the classifier's weights on the last feature maps."""
-    weights = inputs.model.classifier.weight[inputs.classes]  # (B, k, K)
-    return torch.einsum("bkc,bchw->bkhw", weights.to(inputs.features.dtype), inputs.features)
+    weights = inputs.model.classifier.weight[inputs.classes].to(inputs.features.dtype)  # (B, k, K)
+    # one class at a time: one einsum over k classes of channels_last features takes another
+    # BLAS path than over one, and rounds differently (~4e-7), so the GT map of a (GT, top-1)
+    # pair would not equal the GT map alone, and PxAP, which bins every pixel, would change
+    # with how many maps an evaluation asks for
+    return torch.cat([torch.einsum("bkc,bchw->bkhw", weights[:, j:j + 1], inputs.features)
+                      for j in range(weights.shape[1])], dim=1)

@@ -401,6 +401,11 @@ class LocTask(Task):
 
     def evaluate(self, model, config, data, *, ctx, run, records, output_dir, extra, progress,
                  scoremap_dir: str | Path | None = None) -> dict:
+        if self.channels_last and ctx.device.type in ("cuda", "cpu"):
+            # the layout the Trainer trains and scores in: a checkpoint loads contiguous, and
+            # oneDNN's convolutions round differently per layout (CAMs moved by ~4e-7, PxAP in
+            # the 4th decimal), so re-scoring a run must use the training run's layout
+            model.to(memory_format=torch.channels_last)
         scored = {"masks": data["masks"], **{split: data[split] for split in config.eval_splits if split in data}}
         return evaluate_splits(model, config, scored, ctx=ctx, run=run, records=records, scoremap_dir=scoremap_dir,
                                progress=progress)
