@@ -103,3 +103,26 @@ def test_cold_cache_without_opencv_compiles(monkeypatch):
     metric.update(np.random.default_rng(0).random((2, 12, 12)), [np.array([[1, 1, 8, 8]])] * 2)
     assert metric.box_kernel == "batch" and int(metric.count) == 2
     assert ev._choose_box_kernel(False, 10, 100) == "compiled"
+
+
+def test_background_build_starts_once_while_one_runs(monkeypatch, tmp_path):
+    """Many cold-cache evaluations in a row start one compiler, not one each: while the lock
+    of a build is held, warm_up_in_background starts nothing."""
+    fcntl = pytest.importorskip("fcntl")
+    import os
+    import subprocess
+
+    from hideseek.localization import boxes
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(k.get("pass_fds")) or "child")
+    holder = os.open(boxes._warm_up_lock_path(False), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert boxes.warm_up_in_background(False) is None
+        assert started == []
+    finally:
+        os.close(holder)
+    assert boxes.warm_up_in_background(False) == "child"
+    assert len(started) == 1 and len(started[0]) == 1  # the child inherits the lock

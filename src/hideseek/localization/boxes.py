@@ -67,6 +67,9 @@ compiled with numba and cached on disk.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numba
 import numpy as np
 
@@ -1144,18 +1147,51 @@ def warm_up(parallel: bool = False) -> None:
         boxes_at_thresholds(maps[0], np.array([0.5]))
 
 
+def _warm_up_lock_path(parallel: bool):
+    """One lock file per kernel and numba cache: where a build for this cache is under way."""
+    import hashlib
+    import tempfile
+
+    key = f"{Path(__file__).resolve()}|{os.environ.get('NUMBA_CACHE_DIR', '')}|{bool(parallel)}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"hideseek-boxes-warm-up-{digest}.lock"
+
+
 def warm_up_in_background(parallel: bool = False):
     """Start a detached process that runs :func:`warm_up` (it outlives the caller, so the
-    next evaluation finds the kernel in the cache); returns the ``Popen`` or None."""
+    next evaluation finds the kernel in the cache); returns the ``Popen`` or None.
+
+    At most one build per kernel and cache runs at a time: the child holds an exclusive
+    ``flock`` on a lock file for its lifetime (inherited from the caller, which takes it
+    without waiting); while one runs, further calls start nothing and return None. Many
+    evaluations in a row on a cold cache (a script, a test suite) therefore never pile up
+    compilers.
+    """
     import subprocess
     import sys
 
     code = f"from hideseek.localization.boxes import warm_up; warm_up(parallel={bool(parallel)})"
+    lock_fd = None
+    try:
+        import fcntl
+
+        lock_fd = os.open(_warm_up_lock_path(parallel), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a build is under way
+            os.close(lock_fd)
+            return None
+    except (ImportError, OSError):  # no flock here: start the build anyway
+        lock_fd = None
     try:
         return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                pass_fds=() if lock_fd is None else (lock_fd,))
     except OSError:
         return None
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)  # the child keeps the lock through its inherited descriptor
 
 
 if __name__ == "__main__":  # pragma: no cover - ``python -m hideseek.localization.boxes``: build the kernels now
