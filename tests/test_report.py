@@ -42,9 +42,9 @@ def test_mean_std_over_seeds_and_published_difference(tmp_path):
     assert table.loc["none", "MaxBoxAccV2"] == (63.0, pytest.approx(1.4142135623730951))
     assert table.loc["none", "runs"] == 2 and table.loc["has", "runs"] == 1
     compared = published_comparison(frame)
-    row = compared.loc["CUB test resnet50 HaS MaxBoxAccV2"]
+    row = compared.loc["CUB test ResNet50 HaS MaxBoxAccV2"]
     assert row["published"] == 64.7 and row["diff"] == pytest.approx(66.0 - 64.7)
-    assert compared.loc["CUB test resnet50 CAM MaxBoxAccV2", "published"] == 63.0
+    assert compared.loc["CUB test ResNet50 CAM MaxBoxAccV2", "published"] == 63.0
 
 
 def test_cli_formats(tmp_path, capsys):

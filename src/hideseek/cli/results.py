@@ -4,24 +4,46 @@ from __future__ import annotations
 
 import argparse
 
-from hideseek.cli.common import user_errors, write_or_print
+from hideseek.cli.common import check_output, user_errors, write_or_print
 from hideseek.results.choices import FORMATS
+
+
+def _digits(text: str) -> int:
+    """``--digits``: a whole number of decimals >= 0 (argparse prints the refusal as one line, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of decimals >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of decimals >= 0, got {value}")
+    return value
+
+
+def _field_value(text: str) -> tuple[str, str]:
+    """``--where FIELD=VALUE``."""
+    field, sep, value = text.partition("=")
+    if not sep or not field.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (e.g. split=test), got {text!r}")
+    return field.strip(), value
 
 
 def _table(args) -> int:
     from hideseek.results.records import RecordError, read_records
-    from hideseek.results.report import published_comparison, records_frame, summary_table
+    from hideseek.results.report import load_published, published_comparison, records_frame, summary_table
     from hideseek.results.tables import render_table
 
-    where = dict(pair.partition("=")[::2] for pair in args.where)
     with user_errors(RecordError, ValueError):
-        frame = records_frame(read_records(args.records))
+        if args.registry and not args.published:
+            raise ValueError("--registry is the published-number registry of --published; give both or neither")
+        check_output(args.output)
+        where = dict(pair if isinstance(pair, tuple) else _field_value(pair) for pair in args.where)
+        frame = records_frame(read_records(args.records, locations=True))
         if args.published:
-            table = published_comparison(frame, where=where)
+            table = published_comparison(frame, load_published(args.registry), where=where)
         else:
             table = summary_table(frame, rows=args.rows, cols=args.cols, metrics=args.metrics, where=where)
-    text = render_table(table, args.format, digits=args.digits, caption=args.caption, label=args.label,
-                        bold_best=not args.published)
+        text = render_table(table, args.format, digits=args.digits, caption=args.caption, label=args.label,
+                            bold_best=not args.published)
     write_or_print(text, args.output)
     return 0
 
@@ -34,7 +56,10 @@ def add_parser(rooms) -> None:
         help="CSV / Markdown / LaTeX table from result records (mean ± std over seeds)",
         description=(
             "Tabulate result records: rows by a record field (augmentation, backbone, dataset, "
-            "policy, ...), columns by metric, mean ± std over the runs in each cell. "
+            "method, policy, ...), columns by metric, mean ± std over the runs in each cell. "
+            "Only the latest record of each (run, evaluation, dataset, split, policy) counts: a "
+            "checkpoint evaluated again replaces its training run's records. Datasets, splits and "
+            "policies left several after --where get rows of their own. "
             "--published puts reproduced numbers beside the published registry instead."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -42,12 +67,15 @@ def add_parser(rooms) -> None:
     table.add_argument("--records", default="runs/records.jsonl", help="result store (JSON lines)")
     table.add_argument("--format", default="markdown", choices=FORMATS)
     table.add_argument("--rows", default="augmentation", help="record field for the rows")
-    table.add_argument("--cols", default="metric", help="record field for the columns")
+    table.add_argument("--cols", default="metric",
+                       help="record field for the columns (another field than metric needs one --metrics)")
     table.add_argument("--metrics", nargs="+", help="metrics (columns) to show, in order")
-    table.add_argument("--where", nargs="+", default=["split=test", "policy=oracle"], metavar="FIELD=VALUE",
-                       help="keep records whose field has this value")
+    table.add_argument("--where", nargs="+", type=_field_value, default=["split=test", "policy=oracle"],
+                       metavar="FIELD=VALUE", help="keep records whose field has this value")
     table.add_argument("--published", action="store_true", help="reproduced vs published values, with the difference")
-    table.add_argument("--digits", type=int, default=1)
+    table.add_argument("--registry", help="published-number registry CSV for --published (default: the packaged "
+                       "hideseek/results/data/published.csv)")
+    table.add_argument("--digits", type=_digits, default=1, help="decimals shown (Markdown, LaTeX)")
     table.add_argument("--caption", help="LaTeX caption")
     table.add_argument("--label", help="LaTeX label")
     table.add_argument("--output", help="write the table here instead of printing it")

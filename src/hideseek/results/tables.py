@@ -19,8 +19,17 @@ COUNT_COLUMNS = ("runs", "seeds", "num_images")  # never set in bold as "best"
 
 
 def format_cell(value, digits: int = 1, latex: bool = False) -> str:
+    """``mean ± std`` for a ``(mean, std)`` pair (just the mean when std is NaN: one run),
+    ``NaN`` for a pair whose mean is NaN (a run's value is undefined), ``–`` for a cell with
+    no value (``None``, or a bare float NaN)."""
+    if value is None:
+        return "–"
+    if digits < 0:
+        raise ValueError(f"digits must be >= 0, got {digits}")
     if isinstance(value, tuple):
         mean, std = value
+        if isinstance(mean, float) and math.isnan(mean):
+            return "NaN"
         if std is None or (isinstance(std, float) and math.isnan(std)):
             return format_cell(mean, digits, latex)
         sep = " \\pm " if latex else " ± "
@@ -51,6 +60,10 @@ def _best_rows(frame: pd.DataFrame) -> dict[str, set]:
     return best
 
 
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def render_table(frame: pd.DataFrame, fmt: str, *, digits: int = 1, caption: str | None = None,
                  label: str | None = None, bold_best: bool = True) -> str:
     """Render ``frame`` (index = row labels) as ``csv``, ``markdown`` or ``latex``.
@@ -60,11 +73,15 @@ def render_table(frame: pd.DataFrame, fmt: str, *, digits: int = 1, caption: str
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r}; valid choices: {', '.join(FORMATS)}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a whole number >= 0, got {digits!r}")
     if fmt == "csv":
         flat = pd.DataFrame(index=frame.index)
         for column in frame.columns:
             if any(isinstance(v, tuple) for v in frame[column]):
-                flat[column] = [v[0] if isinstance(v, tuple) else v for v in frame[column]]
+                # an undefined mean (a run's value is NaN) reads "NaN"; a cell with no value stays empty
+                flat[column] = pd.Series([("NaN" if _is_nan(v[0]) else v[0]) if isinstance(v, tuple) else v
+                                          for v in frame[column]], index=frame.index, dtype=object)
                 flat[f"{column} std"] = [v[1] if isinstance(v, tuple) else float("nan") for v in frame[column]]
             else:
                 flat[column] = frame[column]
