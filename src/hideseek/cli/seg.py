@@ -40,10 +40,12 @@ def _print_results(results: dict) -> None:
 def _train(args) -> int:
     from hideseek.segmentation.train import train
 
+    check_output(args.json, "--json")
     with user_errors(FileNotFoundError, ValueError):
         config = _config(args)
         output = args.output or f"runs/seg-{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
-        out = train(config, output, records=args.records, resume=args.resume, evaluate=not args.no_eval)
+        out = train(config, output, records=args.records, resume=args.resume, overwrite=args.overwrite,
+                    evaluate=not args.no_eval)
     if is_main_rank():
         print(f"checkpoint: {out['checkpoint']}")
         _print_results(out["results"])
