@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,7 @@ def run_action_demo(output_dir: str | Path = "results/demo-action", *, quick: bo
     start, load = time.perf_counter(), os.getloadavg()
     with torch_threads(plan.base.threads):
         open_data(plan.base, progress=progress)  # videos written and features extracted here, read by the runs
-    runs = run_comparison(plan, train, output_dir, rows=_rows, progress=progress)
+    runs = run_comparison(plan, partial(train, overwrite=True), output_dir, rows=_rows, progress=progress)
     frame = runs.rows  # protocol by protocol, each with every model
     order = [f"{label}, {PROTOCOL_NAMES[p]}" for p in plan.base.protocols for label in plan.models]
     frame["method"] = pd.Categorical(frame["method"], categories=order, ordered=True)

@@ -15,12 +15,55 @@ import torch
 from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
-from hideseek.cam.backbones import backbone_error, drop_last_stride
+from hideseek.cam.backbones import backbone_error, check_feature_stage, drop_last_stride
 from hideseek.cam.choices import POOLS
 from hideseek.cam.maps import resize_cams
 from hideseek.cam.methods import ClassChoice, compute_cams
 
 __all__ = ["CAMNet", "POOLS"]
+
+
+def _create(name: str, kwargs: dict) -> nn.Module:
+    """``timm.create_model``; a ViT-style model is made with ``dynamic_img_size=True`` (its position
+    embedding resampled to the input's patch grid), so it takes any input size its patch size divides."""
+    try:
+        return timm.create_model(name, dynamic_img_size=True, **kwargs)
+    except TypeError as error:
+        if "dynamic_img_size" not in str(error):
+            raise
+    return timm.create_model(name, **kwargs)
+
+
+def _feature_stage_model(name: str, stage: int, kwargs: dict) -> nn.Module:
+    """The backbone cut after feature stage ``stage`` (timm ``features_only``); an index past its
+    last stage is a ``ValueError`` naming the stages it has."""
+    check_feature_stage(name, stage)
+    try:
+        return _create(name, dict(kwargs, features_only=True, out_indices=(stage,)))
+    except RuntimeError as error:  # timm has no features_only for this model
+        if "features_only" not in str(error) and "feature" not in str(error):
+            raise
+        raise ValueError(f"backbone {name!r} cannot be cut at a feature stage ({error}); use the whole backbone "
+                         "(feature_stage None, --feature-stage -1)") from None
+
+
+def _pre_logits_stages(name: str, kwargs: dict) -> int | None:
+    """The number of feature stages of a backbone whose ``num_classes=0`` form keeps layers after its
+    last feature map (``head_hidden_size`` differs from ``num_features``); ``None`` for the others.
+
+    Probed on the meta device (no memory, no weights), so VGG's 100M-parameter pre-logits MLP
+    is never built just to be thrown away."""
+    probe_kwargs = {k: v for k, v in kwargs.items() if k not in ("pretrained", "pretrained_cfg_overlay")}
+    try:
+        with torch.device("meta"):
+            probe = _create(name, dict(probe_kwargs, num_classes=0, global_pool=""))
+    except Exception:  # noqa: BLE001  (the real build below reports what is wrong)
+        return None
+    hidden = getattr(probe, "head_hidden_size", None)
+    info = getattr(probe, "feature_info", None)
+    if hidden is None or hidden == probe.num_features or not info:
+        return None
+    return len(info)
 
 
 class CAMNet(nn.Module):
@@ -77,13 +120,21 @@ class CAMNet(nn.Module):
         self.pool_type = pool
         self.feature_stage = feature_stage
         if feature_stage is not None:
-            self.backbone = timm.create_model(backbone, features_only=True, out_indices=(feature_stage,), **kwargs)
+            self.backbone = _feature_stage_model(backbone, feature_stage, kwargs)
             channels = self.backbone.feature_info.channels()[-1]
         else:
-            self.backbone = timm.create_model(backbone, num_classes=0, global_pool="", **kwargs)
-            channels = self.backbone.num_features
+            stages = _pre_logits_stages(backbone, kwargs)
+            if stages:
+                # num_classes=0 keeps the layers between the last feature map and the classifier (VGG's
+                # pre-logits MLP, MobileNetV3's conv_head), so the output is not the map of num_features
+                # channels: cut after the last feature stage instead (the whole feature extractor)
+                self.backbone = _feature_stage_model(backbone, stages - 1, kwargs)
+                channels = self.backbone.feature_info.channels()[-1]
+            else:
+                self.backbone = _create(backbone, dict(kwargs, num_classes=0, global_pool=""))
+                channels = self.backbone.num_features
         if large_feature_map:
-            drop_last_stride(self.backbone)
+            drop_last_stride(self.backbone, backbone)
             size = tuple(getattr(self.backbone, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))[-2:]
             try:
                 with torch.no_grad():
@@ -102,15 +153,18 @@ class CAMNet(nn.Module):
 
     # ------------------------------------------------------------------ features
 
-    def _token_map(self, tokens: torch.Tensor) -> torch.Tensor:
-        grid = getattr(getattr(self.backbone, "patch_embed", None), "grid_size", None)
+    def _token_map(self, tokens: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+        embed = getattr(self.backbone, "patch_embed", None)
         prefix = getattr(self.backbone, "num_prefix_tokens", None)
-        if grid is None or prefix is None:
+        if embed is None or prefix is None:
             raise ValueError(
                 f"backbone {self.backbone_name!r} returns tokens {tuple(tokens.shape)} without a "
                 "patch grid; CAMs need a spatial feature map (use a CNN or a ViT with patch_embed)"
             )
-        h, w = grid
+        if getattr(self.backbone, "dynamic_img_size", False):  # the grid follows the input
+            h, w = (size // patch for size, patch in zip(input_size, embed.patch_size))
+        else:
+            h, w = embed.grid_size
         patches = tokens[:, prefix:]
         if patches.shape[1] != h * w:
             raise ValueError(
@@ -121,11 +175,15 @@ class CAMNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last feature maps (B, K, h, w) after optional feature hiding."""
+        patch = getattr(getattr(self.backbone, "patch_embed", None), "patch_size", None)
+        if patch is not None and (x.shape[-2] % patch[0] or x.shape[-1] % patch[1]):
+            raise ValueError(f"backbone {self.backbone_name!r}: input {x.shape[-2]}x{x.shape[-1]} px is not a "
+                             f"multiple of its {patch[0]}x{patch[1]} patches (choose a crop size it divides)")
         out = self.backbone(x)
         if isinstance(out, list | tuple):
             out = out[-1]
         if out.ndim == 3:
-            out = self._token_map(out)
+            out = self._token_map(out, tuple(x.shape[-2:]))
         elif out.ndim == 4 and getattr(self.backbone, "output_fmt", "NCHW") == "NHWC":
             out = out.permute(0, 3, 1, 2)
         if out.ndim != 4:

@@ -11,9 +11,12 @@ classifier's learning rate scaled by ``classifier_lr_ratio``) and the per-step s
 from __future__ import annotations
 
 import math
+import numbers
+import types
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import torch
 from torchvision.transforms import v2
@@ -21,7 +24,7 @@ from torchvision.transforms import v2
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.augment import insert_feature_hide, using_sample_ids
-from hideseek.cam.backbones import check_backbone
+from hideseek.cam.backbones import check_backbone, check_feature_stage
 from hideseek.cam.choices import OPTIMIZERS, SCHEDULES
 from hideseek.cam.methods import get_cam_method
 from hideseek.cam.model import POOLS, CAMNet
@@ -38,6 +41,7 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "batch_images",
+    "field_problem",
     "image_step",
     "normalize_batch",
     "image_transforms",
@@ -50,6 +54,96 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def _choice(kind: str, value: str, choices) -> None:
     if value not in choices:
         raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(choices)}")
+
+
+# --------------------------------------------------------------------------- field checks
+# Types come from the dataclass annotations (so a reproduce TOML's ``epochs = "ten"`` is named by key and
+# type before anything runs); the ranges below are what the run can use (a batch of 0 or a crop of 0 px
+# fails deep inside torch otherwise). One table, two phrasings: the config names the field, the command
+# line names the option (:func:`hideseek.cli.common.image_run_fields`).
+
+_RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "epochs": ("an integer >= 1", lambda v: v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: v >= 1),
+    "crop_size": ("an integer >= 1 (pixels)", lambda v: v >= 1),
+    "resize_size": ("an integer >= 1 (pixels)", lambda v: v >= 1),
+    "lr": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    "classifier_lr_ratio": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "lr_step": ("an integer >= 1 (epochs)", lambda v: v >= 1),
+    "feature_stage": ("a stage index >= 0 (or none for the whole backbone)", lambda v: v is None or v >= 0),
+    "num_workers": ("an integer >= 0", lambda v: v >= 0),
+    "threads": ("an integer >= 1 (or none for torch's default)", lambda v: v is None or v >= 1),
+    "mean": ("three finite numbers", lambda v: v is None or all(math.isfinite(x) for x in v)),
+    "std": ("three finite numbers > 0", lambda v: v is None or all(math.isfinite(x) and x > 0 for x in v)),
+}
+
+
+_NOUNS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings"), dict: ("a table (dict)", "tables")}
+
+
+def _type_name(hint: Any, plural: bool = False) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        names = [_type_name(a, plural) for a in args if a is not type(None)]
+        return " or ".join(names) + (" (or none)" if type(None) in args else "")
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0], plural=True)}"
+        kinds = sorted({_type_name(a, plural=True) for a in args})
+        return f"a list of {len(args)} {' / '.join(kinds)}"
+    if hint in _NOUNS:
+        return _NOUNS[hint][plural]
+    return getattr(hint, "__name__", str(hint))
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the annotated type (an integer is a number; a bool is neither; lists are tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        if not isinstance(value, tuple | list):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # an annotation this check does not know is left to the code that uses the field
+
+
+def field_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the range-checked field ``name`` (``None``: nothing); the value's
+    type is assumed right."""
+    rule = _RANGES.get(name)
+    if rule is None or rule[1](value):
+        return None
+    return f"expected {rule[0]}"
+
+
+def _check_fields(config) -> None:
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        hint = hints.get(f.name)
+        if hint is not None and not _fits(value, hint):
+            raise ValueError(f"{f.name} = {value!r}: expected {_type_name(hint)}, got {type(value).__name__}")
+        problem = field_problem(f.name, value)
+        if problem:
+            raise ValueError(f"{f.name} = {value!r}: {problem}")
+    if config.resize_size < config.crop_size:
+        raise ValueError(f"resize_size = {config.resize_size}: expected >= crop_size ({config.crop_size}); the "
+                         "training crop is taken from the resized image")
 
 
 @dataclass
@@ -102,11 +196,13 @@ class ImageRunConfig(ConfigDict):
     _tuple_fields = ("mean", "std")
 
     def __post_init__(self):
+        _check_fields(self)  # types and ranges of every field (a task's own fields too), before any name check
         _choice("dataset", self.dataset, self.DATASETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         # names are checked before any data is generated or read
         check_backbone(self.backbone)
+        check_feature_stage(self.backbone, self.feature_stage)
         _choice("pool", self.pool, POOLS)
         if self.augmentation not in available_augmentations():
             raise ValueError(

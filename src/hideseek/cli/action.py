@@ -18,7 +18,7 @@ from hideseek.action.choices import (
     PROTOCOLS,
     SCORES,
 )
-from hideseek.cli.common import UserError, check_output, parse_params, user_errors, write_json
+from hideseek.cli.common import UserError, add_overwrite_option, check_output, parse_params, user_errors, write_json
 from hideseek.cli.demo import room_demo
 
 
@@ -161,7 +161,8 @@ def _train(args) -> int:
     with user_errors(FileNotFoundError, ValueError):
         config = _config(args)
         output = args.output or f"runs/action-{config.dataset}-{config.augmentation}-s{config.seed}"
-        out = train(config, output, records=args.records, resume=args.resume, progress=not args.no_progress,
+        out = train(config, output, records=args.records, resume=args.resume, overwrite=args.overwrite,
+                    progress=not args.no_progress,
                     evaluate=not args.no_eval)
     print(f"checkpoint {out['checkpoint']} ({out['fit']['epochs']} epochs, {out['train_seconds']:.1f} s)")
     results = out["results"]
@@ -335,6 +336,7 @@ def add_parser(rooms) -> None:
                     help="run folder (checkpoint, log, predictions); default runs/action-<dataset>-<aug>-s<seed>")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
     tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
+    add_overwrite_option(tr)
     tr.add_argument("--no-eval", action="store_true", help="train only")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     tr.add_argument("--quick", action="store_true", help="tiny synthetic run (16 train / 8 test videos, 4 epochs)")

@@ -114,31 +114,42 @@ def add_image_run_options(parser) -> None:
                         help="registry name: none, has, has-mixed, cutout, random-erasing, feature-has, ...")
     parser.add_argument("--aug-param", action="append", default=[], metavar="KEY=VALUE",
                         help="augmentation parameter, repeatable (e.g. grid_sizes=[0,16,32])")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, help="training epochs (default 10; --quick: 2)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default 64; --quick: 32)")
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--schedule", default="onecycle", choices=SCHEDULES, help="per-step LR schedule (peak --lr)")
-    parser.add_argument("--crop-size", type=int, default=96, help="training crop and evaluation size")
+    parser.add_argument("--crop-size", type=int, help="training crop and evaluation size (default 96; --quick: 64)")
     parser.add_argument("--resize-size", type=int, help="training resize before the random crop (default: crop size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision")
+    add_overwrite_option(parser)
+
+
+def add_overwrite_option(parser) -> None:
+    """``--overwrite``: a train verb's permission to replace the run its output folder holds."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run the output folder holds (its checkpoint and log); without it, or "
+                             "--resume, such a folder is refused")
 
 
 def apply_quick(args, train: int, val: int, test: int) -> None:
-    """``--quick``: a tiny synthetic run (4 classes, 64 px, 2 epochs) unless sizes were given."""
+    """``--quick``: a tiny synthetic run (4 classes, 64 px, 2 epochs, batches of 32) in what was not given.
+
+    Only options the user left out are filled (the size options default to ``None`` for this); ``has``
+    gets patch sizes that fit 64 px unless ``--aug-param`` was given (its presets ``has-16`` ... fix
+    their own and take no ``grid_sizes``)."""
     if not args.quick:
         return
-    args.synthetic_train = args.synthetic_train or train
-    args.synthetic_val = args.synthetic_val or val
-    args.synthetic_test = args.synthetic_test or test
-    args.num_classes = args.num_classes or 4
-    args.image_size = args.image_size or 64
-    args.crop_size, args.epochs, args.batch_size = 64, 2, 32
-    if args.augmentation.startswith("has") and not args.aug_param:
+    quick = dict(synthetic_train=train, synthetic_val=val, synthetic_test=test, num_classes=4, image_size=64,
+                 crop_size=64, epochs=2, batch_size=32)
+    for key, value in quick.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.augmentation == "has" and not args.aug_param:
         args.aug_param = ["grid_sizes=[0,8,16]"]
 
 
@@ -149,12 +160,40 @@ def synthetic_sizes(args) -> dict:
     return {key: value for key, value in given if value is not None}
 
 
+# option of each range-checked ImageRunConfig field, to name it in the error
+_OPTIONS = dict(epochs="--epochs", batch_size="--batch-size", crop_size="--crop-size", resize_size="--resize-size",
+                lr="--lr", weight_decay="--weight-decay", num_workers="--workers")
+
+
 def image_run_fields(args) -> dict:
-    """:class:`~hideseek.cam.recipe.ImageRunConfig` fields from the options of :func:`add_image_run_options`."""
-    return dict(backbone=args.backbone, pool=args.pool,
-                feature_stage=None if args.feature_stage < 0 else args.feature_stage,
-                large_feature_map=args.large_feature_map, pretrained_file=args.pretrained_file,
-                augmentation=args.augmentation, aug_params=parse_params(args.aug_param), epochs=args.epochs,
-                batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-                schedule=args.schedule, resize_size=args.resize_size or args.crop_size, crop_size=args.crop_size,
-                seed=args.seed, num_workers=args.workers, device=args.device, amp=not args.no_amp)
+    """:class:`~hideseek.cam.recipe.ImageRunConfig` fields from the options of :func:`add_image_run_options`.
+
+    Options left out (``None``) take the config's defaults; a value out of its field's range is a
+    :class:`UserError` naming the option (the config would name the field)."""
+    from hideseek.cam.recipe import ImageRunConfig, field_problem
+
+    if args.feature_stage < -1:
+        raise UserError(f"--feature-stage {args.feature_stage}: expected -1 (the whole backbone) or a stage "
+                        "index >= 0")
+    sizes = {key: getattr(args, key) for key in ("epochs", "batch_size", "crop_size") if getattr(args, key) is not None}
+    crop = sizes.get("crop_size", ImageRunConfig.crop_size)
+    fields = dict(backbone=args.backbone, pool=args.pool,
+                  feature_stage=None if args.feature_stage < 0 else args.feature_stage,
+                  large_feature_map=args.large_feature_map, pretrained_file=args.pretrained_file,
+                  augmentation=args.augmentation, aug_params=parse_params(args.aug_param), optimizer=args.optimizer,
+                  lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
+                  resize_size=crop if args.resize_size is None else args.resize_size, seed=args.seed,
+                  num_workers=args.workers, device=args.device, amp=not args.no_amp, **sizes)
+    for key, option in _OPTIONS.items():
+        problem = key in fields and field_problem(key, fields[key])
+        if problem:
+            raise UserError(f"{option} {fields[key]}: {problem}")
+    if args.feature_stage >= 0:
+        from hideseek.cam.backbones import check_feature_stage
+
+        with user_errors(ValueError):
+            check_feature_stage(args.backbone, args.feature_stage, "--feature-stage")
+    if fields["resize_size"] < crop:
+        raise UserError(f"--resize-size {fields['resize_size']}: expected >= the crop size ({crop}): the training "
+                        "crop is taken from the resized image")
+    return fields

@@ -226,7 +226,8 @@ def _train(args) -> int:
                            wsol_method=args.wsol_method, method_params=parse_params(args.method_param),
                            **image_run_fields(args))
         output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
-        out = train(config, output, records=args.records, resume=args.resume, evaluate=not args.no_eval)
+        out = train(config, output, records=args.records, resume=args.resume, overwrite=args.overwrite,
+                    evaluate=not args.no_eval)
     print(f"checkpoint: {out['checkpoint']}")
     _print_splits(out["results"])
     if args.records and out["results"]:

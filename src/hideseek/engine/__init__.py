@@ -48,6 +48,7 @@ with different numbers of batches would never finish).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -57,6 +58,9 @@ import random
 import sys
 import time
 import uuid
+import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,14 +73,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from hideseek.inputs import InputError
+
 __all__ = [
     "CHECKPOINT_NAME",
+    "CheckpointError",
     "ConfigDict",
     "EpochLoader",
     "RunContext",
     "ShardSampler",
     "Trainer",
     "all_reduce_sum",
+    "available_devices",
     "barrier",
     "cpu_has_native_bf16",
     "derive_seed",
@@ -87,6 +95,7 @@ __all__ = [
     "read_checkpoint",
     "make_loader",
     "resolve_device",
+    "verify_checkpoint",
     "seed_everything",
     "set_rng_state",
     "setup",
@@ -157,25 +166,45 @@ class RunContext:
         return self.rank == 0
 
 
+def available_devices() -> list[str]:
+    """The device names this machine offers: ``cpu``, then ``cuda:N`` and ``mps`` where present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``.
 
     An explicit ``"cuda"`` (no index) also picks ``cuda:<local_rank>``; an explicit index is
-    honoured. Asking for CUDA on a machine without it is an error, not a silent fallback.
+    honoured. Asking for a device the machine does not have is an error naming ``--device``
+    and the devices there are (an :class:`~hideseek.inputs.InputError`, a ``ValueError``),
+    not a silent fallback.
     """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    here = ", ".join(available_devices())
+    expected = f"--device {device}: expected 'auto', 'cpu', 'cuda' or 'cuda:N' (devices here: {here})"
     try:
         resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N' ({error})") from None
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(expected) from None
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but torch.cuda.is_available() is False")
+            raise InputError(f"--device {device}: this machine has no CUDA device (devices here: {here})")
         if resolved.index is None:
             resolved = torch.device("cuda", local_rank)
         if resolved.index >= torch.cuda.device_count():
-            raise RuntimeError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+            raise InputError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible "
+                             f"(devices here: {here})")
+    elif resolved.type == "mps" and "mps" not in here.split(", "):
+        raise InputError(f"--device {device}: this machine has no MPS device (devices here: {here})")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise InputError(expected)
     return resolved
 
 
@@ -610,13 +639,26 @@ def _plain_data_problem(value: Any, where: str) -> str | None:
     return f"{where}: value of type {type(value).__name__}"
 
 
+class CheckpointError(InputError):
+    """A checkpoint that cannot be used or written; the message names the file (one line).
+
+    An :class:`~hideseek.inputs.InputError` (a ``ValueError``): the command line prints it as
+    ``error: ...`` with exit code 2 from any verb."""
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     """Write ``obj`` to a temp file next to ``path``, fsync, then ``os.replace``.
 
     A reader sees the previous complete file or the new complete file, never a torn one;
-    an interrupted write leaves the old checkpoint and no temp file behind.
+    an interrupted write leaves the old checkpoint and no temp file behind (a process
+    killed outright may leave ``.<name>.<pid>.<random>.tmp``: the next training run in the
+    folder removes it). A failed write (a full disk, a quota, an I/O error) raises a
+    :class:`CheckpointError` naming ``path`` and leaves the old file untouched.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({error.strerror or error})") from None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as handle:  # "x": never clobber; the umask applies as usual
@@ -624,9 +666,15 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as error:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        # torch's zip writer reports a failed write of the stream as a RuntimeError
+        failed_write = isinstance(error, RuntimeError) and "write" in str(error).lower()
+        if isinstance(error, OSError) or failed_write:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+            kept = "the previous checkpoint is intact" if path.is_file() else "no earlier checkpoint"
+            raise CheckpointError(f"{path}: cannot write the checkpoint ({reason}); {kept}") from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where supported
         fd = os.open(path.parent, os.O_RDONLY)
@@ -636,15 +684,66 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             os.close(fd)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove ``.<name>.<pid>.<...>.tmp`` files that an atomic write killed mid-way left in
+    ``folder`` (top level only); returns what was removed. Call it only while no other
+    process writes there (a training run holds the folder's lock)."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in sorted(folder.glob(".*.tmp")):
+        if tmp.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def verify_checkpoint(path: str | os.PathLike) -> None:
+    """Check every stored CRC-32 of a checkpoint before anything reads it.
+
+    ``torch.save`` writes a zip archive with a CRC-32 per entry, but ``torch.load`` does not
+    check them: a flipped byte inside a tensor loads as a different weight and is scored
+    silently. ``zipfile`` re-reads every entry and compares. A file that is not a zip
+    archive (torch's legacy format, a foreign pickle) carries no checksum and is left to
+    the loader. Raises :class:`CheckpointError` naming the file as corrupt.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path}: corrupt (damaged zip archive: {error})") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path}: corrupt (CRC-32 mismatch in {bad}): the file changed after "
+                              "it was written; restore it or train again")
+
+
+_SCHEDULED_KEYS = ("lr", "momentum", "betas")  # what LR schedulers write into an optimizer's groups
+# an LR scheduler's progress counters; the rest of its state is the shape of its schedule
+_SCHEDULE_PROGRESS = ("last_epoch", "_step_count", "_is_initial", "_get_lr_called_within_step", "_last_lr")
+
+
+def _schedule_shape(state: Mapping) -> dict:
+    return {k: v for k, v in state.items() if k not in _SCHEDULE_PROGRESS}
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint file on the CPU (``weights_only``), with an error naming the file."""
+    """Load a checkpoint file on the CPU (``weights_only``), with an error naming the file.
+
+    The archive's checksums are verified first (:func:`verify_checkpoint`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path}: no such file")
+    verify_checkpoint(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated file, foreign pickle, ...
-        raise ValueError(f"checkpoint {path}: cannot be read as a torch checkpoint ({error})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path}: cannot be read as a torch checkpoint ({reason})") from None
     return checkpoint
 
 
@@ -790,6 +889,12 @@ class Trainer:
         self._train_model = wrapped
         self._eval_model: nn.Module | None = None
 
+        # the schedule as built (step 0), for a resume whose schedule has another length
+        self._fresh_schedule = (
+            copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None,
+            [{k: copy.deepcopy(g[k]) for k in _SCHEDULED_KEYS if k in g} for g in optimizer.param_groups],
+        )
+
         self.epoch = 0  # completed epochs
         self.global_step = 0  # optimizer steps taken
         self.history: list[dict] = []
@@ -866,14 +971,14 @@ class Trainer:
             name = type(self._module).__name__
             raise RuntimeError(f"checkpoint {path}: weights do not fit {name}: {error}") from None
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.epoch = int(checkpoint["epoch"])
+        self.global_step = int(checkpoint["global_step"])
         if self.scheduler is not None:
             if checkpoint["scheduler"] is None:
                 raise ValueError(f"checkpoint {path}: has no scheduler state but this run uses a scheduler")
-            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self._load_schedule(checkpoint["scheduler"], path)
         if checkpoint["scaler"] is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(checkpoint["scaler"])
-        self.epoch = int(checkpoint["epoch"])
-        self.global_step = int(checkpoint["global_step"])
         self.history = list(checkpoint.get("history") or [])
         rng = checkpoint.get("rng") or []
         if len(rng) == self.ctx.world_size:
@@ -889,6 +994,38 @@ class Trainer:
                 )
         self._extra = dict(checkpoint.get("extra") or {})
         return self._extra
+
+    def _load_schedule(self, saved: Mapping, path: Path) -> None:
+        """The saved schedule when it is the one this run built; else this run's, at the saved step.
+
+        A schedule's shape (its length, peaks, phases: everything but the progress
+        counters) follows from the run's plan. Resumed with the same plan, the saved state
+        is loaded as it is (the continuation is bit-identical). Resumed with another plan
+        (``epochs`` grown, so a one-cycle or cosine schedule is longer), the schedule is the
+        one this run built, stepped from its start to the saved step count, so the LR of
+        every later step is what a run planned this long from the start has at that step
+        (the steps already taken keep the LRs they had).
+        """
+        fresh_state, fresh_groups = self._fresh_schedule
+        if _schedule_shape(saved) == _schedule_shape(fresh_state):
+            self.scheduler.load_state_dict(saved)
+            return
+        for group, values in zip(self.optimizer.param_groups, fresh_groups):
+            group.update(copy.deepcopy(values))
+        self.scheduler.load_state_dict(copy.deepcopy(fresh_state))
+        steps = self.global_step if self.scheduler_interval == "step" else self.epoch
+        try:
+            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": a replay, on purpose
+                warnings.simplefilter("ignore")
+                for _ in range(steps):
+                    self.scheduler.step()
+        except ValueError as error:  # e.g. OneCycleLR: more steps done than the new plan has
+            raise CheckpointError(f"checkpoint {path}: {steps} scheduler steps done do not fit this run's "
+                                  f"schedule ({error})") from None
+        changed = {k: (saved.get(k), v) for k, v in _schedule_shape(fresh_state).items() if saved.get(k) != v}
+        shown = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items() if not k.startswith("_"))
+        self.logger.info("LR schedule changed since %s was written (%s): this run's schedule continues from "
+                         "step %d", path, shown or "shape", steps)
 
     # ----------------------------------------------------------------- training
 
@@ -950,7 +1087,15 @@ class Trainer:
             if len(loader) == 0:
                 raise ValueError(f"training set of {len(train_set)} samples gives no batch of size {batch_size}")
             for epoch in range(self.epoch, epochs):
-                record = self._train_epoch(loader, epoch, epochs, step_fn, on_epoch_start)
+                try:
+                    record = self._train_epoch(loader, epoch, epochs, step_fn, on_epoch_start)
+                except KeyboardInterrupt:
+                    # the partial epoch is dropped: resuming mid-epoch would need the loader's
+                    # position; the last epoch's checkpoint resumes bit-identically
+                    kept = f"{self.checkpoint_path} holds epoch {self.epoch}" if self.epoch else "no checkpoint yet"
+                    logger.warning("interrupted in epoch %d/%d; %s (resume continues from there)",
+                                   epoch + 1, epochs, kept)
+                    raise
                 self.history.append(record)
                 self.epoch = epoch + 1
                 self.save_checkpoint()

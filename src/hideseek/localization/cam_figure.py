@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from hideseek.cam.model import CAMNet
 from hideseek.cam.pretrained import (
@@ -24,6 +24,7 @@ from hideseek.cam.pretrained import (
     camnet_from_imagenet,
     imagenet_class_names,
 )
+from hideseek.inputs import check_writable_dir
 from hideseek.localization.boxes import boxes_at_thresholds
 from hideseek.localization.figures import PRED_COLOUR, draw_boxes, overlay
 
@@ -38,8 +39,13 @@ def load_photo(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
-    with Image.open(path) as img:
-        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    try:
+        with Image.open(path) as img:
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{path}: not an image file Pillow can read ({type(error).__name__})") from None
+    except OSError as error:  # truncated or damaged image data
+        raise ValueError(f"{path}: cannot decode the image ({error})") from None
 
 
 def to_input(image: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -145,6 +151,12 @@ def cam_figures(
     paths = [Path(p) for p in image_paths]
     if not paths:
         raise ValueError("no images given")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size {size!r}: expected an integer >= 1 (pixels)")
+    if topk < 1:
+        raise ValueError(f"topk {topk!r}: expected an integer >= 1")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold!r}: expected a number in [0, 1]")
     photos = [load_photo(p) for p in paths]  # fail on a missing file before loading the model
     if net is None:
         net = camnet_from_imagenet(backbone, pretrained_file)
@@ -152,7 +164,9 @@ def cam_figures(
     if device is not None:
         net.to(device)
     names = imagenet_class_names(net.num_classes)
-    output_dir = Path(output_dir)
+    if topk > net.num_classes:
+        raise ValueError(f"topk {topk}: the network has {net.num_classes} classes")
+    output_dir = check_writable_dir(output_dir, "output folder")
     used: dict[str, int] = {}
     results = []
     for path, photo in zip(paths, photos):

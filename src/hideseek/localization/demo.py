@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def run_demo(output_dir: str | Path = "results/demo", *, quick: bool = False, pl
     # generate (or find) the benchmark and its pixel statistics here, with progress, so the
     # runs (perhaps in parallel worker processes) only read it
     SyntheticWSOL(SyntheticConfig.from_dict(plan.base.synthetic), progress=progress).pixel_stats()
-    runs = run_comparison(plan, train, output_dir, rows=_rows, progress=progress)
+    runs = run_comparison(plan, partial(train, overwrite=True), output_dir, rows=_rows, progress=progress)
     table = runs.table([*METRICS, CALIBRATED])
     caption = (f"Synthetic WSOL benchmark, test split, {plan.base.backbone} CAM, "
                f"{len(plan.seeds)} seed(s); oracle threshold except the val-calibrated column")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from hideseek.inputs import read_text
 from hideseek.localization.train import LocConfig, train
 from hideseek.results.report import load_published
 
@@ -34,7 +35,7 @@ def load_row_config(path: str | Path, data_root: str | Path | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config not found")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path, "config"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: invalid TOML ({error})") from None
     for table in ("target", "run"):
@@ -43,10 +44,16 @@ def load_row_config(path: str | Path, data_root: str | Path | None = None,
     missing = [k for k in TARGET_KEYS if k not in data["target"]]
     if missing:
         raise ValueError(f"{path}: [target] lacks {missing}")
+    for key in TARGET_KEYS:
+        value = data["target"][key]
+        if not isinstance(value, str):
+            raise ValueError(f"{path}: [target] {key} = {value!r}: expected a string, got {type(value).__name__}")
+    if not isinstance(data.get("description", ""), str):
+        raise ValueError(f"{path}: description: expected a string")
     run = dict(data["run"])
     base = Path(data_root) if data_root else Path.cwd()
     for key in PATH_KEYS:
-        if run.get(key):
+        if isinstance(run.get(key), str) and run[key]:  # other types are named by the config's type check
             run[key] = str(base / run[key])
     run.update(overrides or {})
     try:

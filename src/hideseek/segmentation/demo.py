@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,8 @@ def run_seg_demo(output_dir: str | Path = "results/demo-seg", *, quick: bool = F
     output_dir = Path(output_dir)
     start, load = time.perf_counter(), os.getloadavg()
     SyntheticScenes(SceneConfig.from_dict(plan.base.scenes), progress=progress)  # generated here, read by the runs
-    runs = run_comparison(plan, train, output_dir, rows=_rows, run_prefix="seg-", progress=progress)
+    runs = run_comparison(plan, partial(train, overwrite=True), output_dir, rows=_rows, run_prefix="seg-",
+                          progress=progress)
     table = runs.table(list(COLUMNS))
     scenes = plan.base.scenes
     caption = (f"Synthetic segmentation scenes ({scenes.get('num_classes')} classes, 1-3 objects, "
