@@ -271,10 +271,19 @@ def test_center_baseline_checks_the_interval_too(capsys, clean):
     one_line_error(code, err, "--cam-curve-interval")
 
 
-def test_tau_off_the_grid_names_the_option_and_grid(capsys, clean):
+def test_tau_off_the_grid_is_scored_literally(capsys, clean):
+    """A fixed threshold is scored at the value given, on the grid or not."""
     split, maps = clean
-    code, _, err = evaluate(capsys, split, maps, "--policy", "fixed", "--tau", "0.23")
-    one_line_error(code, err, "--tau: 0.23 is not on the CAM threshold grid", "steps of 0.05")
+    code, out, err = evaluate(capsys, split, maps, "--policy", "fixed", "--tau", "0.23")
+    assert code == 0, err
+    assert '"tau": 0.23' in out and "loc_threshold" in out and "0.2300" in out
+
+
+@pytest.mark.parametrize("tau", ["1", "1.5", "-0.1", "nan", "inf"])
+def test_tau_outside_zero_one_names_the_option(capsys, clean, tau):
+    split, maps = clean
+    code, _, err = evaluate(capsys, split, maps, "--policy", "fixed", "--tau", tau)
+    one_line_error(code, err, "--tau", "[0, 1)")
 
 
 def test_tau_on_the_grid_scores(capsys, clean):

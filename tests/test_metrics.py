@@ -117,7 +117,8 @@ def test_policies_fixed_and_calibrated():
     assert calibrated["MaxBoxAcc"] == oracle["MaxBoxAcc"]
     assert calibrated["MaxBoxAccV2"] == oracle["MaxBoxAccV2"]
     assert calibrated["policy"]["name"] == "calibrated"
-    with pytest.raises(ValueError, match="not on the CAM threshold grid"):
+    # a fixed tau is scored literally: one the metric did not evaluate is refused, never snapped
+    with pytest.raises(ValueError, match="0.123 was not evaluated"):
         metric.compute(Fixed(0.123))
 
 

@@ -126,7 +126,7 @@ def test_sweep_equals_direct_pseudo_labels_at_every_threshold():
     assert fixed["bg_threshold"] == 0.25 and fixed["mIoU"] == pytest.approx(curve[5])
     calibrated = sweep.compute(Calibrated({"mIoU": 0.4}, source="val"))
     assert calibrated["policy"]["name"] == "calibrated" and calibrated["mIoU"] == pytest.approx(curve[8])
-    with pytest.raises(ValueError, match="not on the CAM threshold grid"):
+    with pytest.raises(ValueError, match="0.33 was not evaluated"):  # literal: never snapped to the grid
         sweep.compute(Fixed(0.33))
 
 

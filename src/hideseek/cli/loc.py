@@ -76,13 +76,23 @@ def _policy_from_args(args):
 
 
 def _check_grid(args) -> None:
-    """``--cam-curve-interval`` in (0, 1) and ``--tau`` on its grid, before any work."""
+    """``--cam-curve-interval`` in (0, 1) and ``--tau`` in [0, 1), before any work. A fixed
+    ``--tau`` need not be on the grid: it is scored at the literal value."""
     from hideseek.localization.evaluate import EvaluationError, check_tau, checked_thresholds
 
     with user_errors(EvaluationError):
         checked_thresholds(args.cam_curve_interval)
         if getattr(args, "policy", None) == FIXED and args.tau is not None:
-            check_tau(args.tau, args.cam_curve_interval)
+            check_tau(args.tau)
+
+
+def _check_policy_applies(args, mode: str, scored: str) -> None:
+    """``--policy``/``--tau`` choose the threshold of ``--scoremaps`` scoring only; elsewhere
+    they would be ignored, so they are refused."""
+    if args.policy != ORACLE:
+        raise UserError(f"--policy {args.policy} applies to --metadata with --scoremaps; {mode} reports {scored}")
+    if args.tau is not None:
+        raise UserError(f"--tau applies to --policy fixed with --scoremaps; {mode} reports {scored}")
 
 
 def _report(result: dict, output: str | None) -> int:
@@ -101,6 +111,7 @@ def _evaluate_center_baseline(args) -> int:
 
     if not args.metadata:
         raise UserError("--center-baseline needs --metadata (a split of the WSOL metadata layout)")
+    _check_policy_applies(args, "--center-baseline", "the oracle threshold")
     _check_grid(args)
     check_output(args.output)
     with user_errors(MetadataError, EvaluationError, ValueError):
@@ -123,6 +134,8 @@ def _evaluate(args) -> int:
     if not (args.metadata and args.scoremaps):
         raise UserError("give --checkpoint, or --metadata and --scoremaps (or --center-baseline)")
     _check_grid(args)
+    if args.tau is not None and args.policy != FIXED:
+        raise UserError(f"--tau applies to --policy fixed (the policy is {args.policy})")
     policy = _policy_from_args(args)
     check_output(args.output)
     with user_errors(MetadataError, EvaluationError):
@@ -146,6 +159,7 @@ def _evaluate_coco(args) -> int:
 
     if not args.coco_results:
         raise UserError("--coco needs --coco-results RESULTS.json")
+    _check_policy_applies(args, "--coco", "COCOeval AP of the given results (no CAM threshold)")
     check_output(args.output)
     out = {}
     with user_errors(COCOFormatError, FileNotFoundError):
@@ -163,6 +177,7 @@ def _evaluate_checkpoint(args) -> int:
     from hideseek.inputs import check_writable_dir
     from hideseek.localization.train import evaluate_checkpoint
 
+    _check_policy_applies(args, "--checkpoint", "the oracle and (with val) the val-calibrated thresholds")
     _check_grid(args)
     check_output(args.output)
     if args.save_scoremaps:
@@ -296,7 +311,8 @@ def add_parser(rooms) -> None:
                     help="ranked classes per image (JSON {id: [c1..c5]} or lines id,c1,...,c5): adds Top-1/Top-5 "
                          "Loc and Cls")
     ev.add_argument("--policy", choices=POLICIES, default=ORACLE, help="how the CAM threshold is chosen")
-    ev.add_argument("--tau", type=float, help="the threshold for --policy fixed")
+    ev.add_argument("--tau", type=float,
+                    help="the threshold for --policy fixed, in [0, 1), scored literally (it need not be on the grid)")
     ev.add_argument("--calibration", help="result JSON of an oracle run on val, for --policy calibrated")
     ev.add_argument("--resize-length", type=int, default=224, help="side of the square score maps")
     ev.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=None,

@@ -181,14 +181,18 @@ def checked_thresholds(cam_curve_interval: float, option: str = "--cam-curve-int
     return cam_thresholds(interval)
 
 
-def check_tau(tau: float, cam_curve_interval: float, option: str = "--tau") -> None:
-    """Refuse a fixed threshold that is not on the grid of ``cam_curve_interval``, naming the grid."""
-    thresholds = checked_thresholds(cam_curve_interval)
-    if not np.isclose(thresholds, tau, rtol=0, atol=1e-9).any():
-        raise EvaluationError(
-            f"{option}: {tau} is not on the CAM threshold grid of --cam-curve-interval {cam_curve_interval} "
-            f"(0 to {thresholds[-1]:.4g} in steps of {cam_curve_interval}); give a multiple of the step in [0, 1)"
-        )
+def check_tau(tau: float, option: str = "--tau") -> float:
+    """A fixed threshold in [0, 1) as a float, or an :class:`EvaluationError` naming the option.
+
+    It need not be on the CAM threshold grid: a fixed threshold is scored at the literal
+    value given (the oracle still sweeps the grid)."""
+    try:
+        value = float(tau)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value < 1.0:  # also refuses NaN
+        raise EvaluationError(f"{option}: expected a CAM threshold in [0, 1) such as 0.2, got {tau}")
+    return value
 
 
 def _choose_box_kernel(parallel: bool, maps: int, thresholds: int) -> str:
@@ -241,6 +245,9 @@ def evaluate_scoremaps(
     one value everywhere, evaluated as the reference does), and ``seconds`` spent.
     ``scoremaps`` is a folder of ``<image_id>.npy`` files, or a function giving the
     ``(resize_length, resize_length)`` map of an image id (e.g. a baseline without a model).
+
+    A :class:`~hideseek.cam.policies.Fixed` policy is scored at its literal ``tau``
+    (evaluated besides the grid); the oracle and calibrated ones choose among the grid.
 
     ``parallel`` scores chunks of maps with the multi-threaded box kernel; ``None`` does so
     for splits of at least ``PARALLEL_MIN_MAPS`` images. Below that the single-threaded
@@ -296,7 +303,8 @@ def evaluate_scoremaps(
     else:
         if box_kernel == "compiled":
             box_kernel = "batch" if parallel else "single"
-        metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour=not box_v1, kernel=box_kernel)
+        metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour=not box_v1, kernel=box_kernel,
+                             extra_thresholds=policy.literal_thresholds())
         if box_kernel == "opencv":
             metric.pool = pool = _opencv_pool()
             if pool is not None:
@@ -339,7 +347,7 @@ def evaluate_scoremaps(
 
     try:
         result = metric.compute() if kind == "masks" else metric.compute(policy)
-    except ValueError as error:  # a fixed or calibrated threshold off the grid
+    except ValueError as error:  # a calibrated threshold off the grid
         raise EvaluationError(str(error)) from None
     if kind == "masks":
         result["policy"] = {"name": "threshold-free"}

@@ -19,6 +19,9 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
   with IoU >= d/100. ``MaxBoxAcc(d)``: its value at the threshold chosen by the policy
   (the oracle takes the max over ``tau``). ``MaxBoxAccV2``: mean of MaxBoxAcc over
   d in {30, 50, 70} with boxes of all contours; ``MaxBoxAccV1``: d = 50, largest contour.
+  The oracle and calibrated policies choose among the grid ``np.arange(0, 1, interval)``;
+  a fixed policy's ``tau`` is evaluated literally, as an extra column (see
+  :mod:`hideseek.cam.policies`).
 * Classic fixed-threshold metrics use the largest contour and IoU >= 0.5 (``strict_iou``
   switches to > 0.5): GT-known Loc (box of the GT-class map hits), Top-1 Loc (top-1 class
   correct and the box hits), Top-5 Loc (GT class in the top 5 and the box hits).
@@ -32,7 +35,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from hideseek.cam.metric import Metric, as_array, index_array, is_tensor
-from hideseek.cam.policies import Calibrated, Fixed, Oracle, ThresholdPolicy, cam_thresholds, grid_index
+from hideseek.cam.policies import (
+    Calibrated,
+    Fixed,
+    Oracle,
+    ThresholdPolicy,
+    cam_thresholds,
+    evaluated_thresholds,
+    literal_thresholds,
+)
 from hideseek.localization.boxes import max_iou_at_thresholds, max_iou_at_thresholds_batch
 
 __all__ = [
@@ -143,7 +154,8 @@ class BoxAccuracy(Metric):
     Parameters
     ----------
     thresholds:
-        CAM thresholds; default ``cam_thresholds(0.01)``.
+        CAM thresholds the oracle and calibrated policies choose among; default
+        ``cam_thresholds(0.01)``.
     iou_thresholds:
         IoU thresholds in percent reported under ``MaxBoxAcc``.
     multi_contour:
@@ -158,8 +170,13 @@ class BoxAccuracy(Metric):
         compiled kernel map by map), ``"opencv"`` (OpenCV contours per distinct level, no
         compilation), or ``"auto"`` (default): the compiled kernel when numba has it cached,
         else OpenCV; ``box_kernel`` says which ran.
+    extra_thresholds:
+        Thresholds also evaluated exactly as given (the ``tau`` of each :class:`Fixed`
+        policy that ``compute`` will be asked for; :func:`box_accuracy` adds its policy's);
+        the oracle never picks them. A value already on the grid (bitwise) is not repeated.
 
-    State: for every IoU threshold d and CAM threshold tau, the number of images hit with
+    State: for every IoU threshold d and evaluated CAM threshold tau (the grid, then the
+    extra thresholds), the number of images hit with
     all-contour boxes and with the largest-contour box; for the classic metrics, per tau,
     the number of Top-1 and Top-5 localisation hits; and the image count.
     """
@@ -173,8 +190,10 @@ class BoxAccuracy(Metric):
         multi_contour: bool = True,
         strict_iou: bool = False,
         kernel: str = "auto",
+        extra_thresholds: Sequence[float] = (),
     ):
         self.thresholds = cam_thresholds() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        self.evaluated = evaluated_thresholds(self.thresholds, extra_thresholds)
         self.iou_thresholds = tuple(int(d) for d in iou_thresholds)
         if not self.iou_thresholds or any(not 0 < d <= 100 for d in self.iou_thresholds):
             raise ValueError(f"IoU thresholds must be in (0, 100], got {iou_thresholds}")
@@ -185,7 +204,7 @@ class BoxAccuracy(Metric):
         self.box_kernel: str | None = None if kernel == "auto" else kernel  # "auto": chosen at the first update
         self.pool = None  # an Executor for the "opencv" kernel's per-map calls (set by the caller), or None
         self._ious = tuple(sorted(set(self.iou_thresholds) | set(V2_IOU_THRESHOLDS) | {LOC_IOU_THRESHOLD}))
-        d, t = len(self._ious), len(self.thresholds)
+        d, t = len(self._ious), len(self.evaluated)
         self.hits_all = np.zeros((d, t), dtype=np.int64)
         self.hits_largest = np.zeros((d, t), dtype=np.int64)
         self.top1_loc = np.zeros(t, dtype=np.int64)
@@ -206,16 +225,16 @@ class BoxAccuracy(Metric):
         if self.box_kernel == "batch" and len(maps) > 1 and len({m.shape for m in maps}) == 1:
             for m in maps:
                 check_scoremap(m)
-            largest, every = max_iou_at_thresholds_batch(np.stack(maps), self.thresholds, boxes_list)
+            largest, every = max_iou_at_thresholds_batch(np.stack(maps), self.evaluated, boxes_list)
             return zip(largest, every)
         if self.box_kernel == "opencv":
             from hideseek.localization.boxes import opencv_max_iou_at_thresholds as per_map
 
             if self.pool is not None and len(maps) > 1:  # OpenCV's calls spread over processes
-                return self.pool.map(per_map, maps, [self.thresholds] * len(maps), boxes_list)
+                return self.pool.map(per_map, maps, [self.evaluated] * len(maps), boxes_list)
         else:
             per_map = max_iou_at_thresholds
-        return (per_map(m, self.thresholds, b) for m, b in zip(maps, boxes_list))
+        return (per_map(m, self.evaluated, b) for m, b in zip(maps, boxes_list))
 
     @staticmethod
     def _pick_kernel() -> str:
@@ -277,7 +296,10 @@ class BoxAccuracy(Metric):
             self.classified += len(maps)
 
     def compute(self, policy: ThresholdPolicy | None = None) -> dict:
-        """Numbers in percent, the chosen thresholds, and the policy that chose them."""
+        """Numbers in percent, the chosen thresholds, and the policy that chose them.
+
+        A :class:`Fixed` policy's ``tau`` must have been evaluated (``extra_thresholds``, or
+        bitwise a grid value); its numbers and reported thresholds are at that literal tau."""
         policy = policy or Oracle()
         n = int(self.count)
         if n == 0:
@@ -286,19 +308,22 @@ class BoxAccuracy(Metric):
         acc_largest = self.hits_largest * 100.0 / n
         acc_mode = acc_all if self.multi_contour else acc_largest
 
-        def pick(metric: str, d: int, table: np.ndarray) -> tuple[float, float]:
+        grid = len(self.thresholds)
+
+        def pick(metric: str, d: int, table: np.ndarray) -> tuple[float, float, int]:
+            """The value, the threshold and its column that ``policy`` picks."""
             row = table[self._ious.index(d)]
-            idx = policy.index(metric, str(d), row, self.thresholds)
-            return float(row[idx]), float(self.thresholds[idx])
+            idx = policy.column(metric, str(d), row, self.evaluated, grid)
+            return float(row[idx]), float(self.evaluated[idx]), idx
 
         out: dict = {"box_mode": "all-contours" if self.multi_contour else "largest-contour"}
         picked = {d: pick("MaxBoxAcc", d, acc_mode) for d in self.iou_thresholds}
-        out["MaxBoxAcc"] = {str(d): v for d, (v, _) in picked.items()}
-        out["best_threshold"] = {str(d): t for d, (_, t) in picked.items()}
+        out["MaxBoxAcc"] = {str(d): v for d, (v, _, _) in picked.items()}
+        out["best_threshold"] = {str(d): t for d, (_, t, _) in picked.items()}
         picked_v2 = {d: pick("MaxBoxAccV2", d, acc_all) for d in V2_IOU_THRESHOLDS}
-        out["MaxBoxAccV2"] = float(np.mean([v for v, _ in picked_v2.values()]))
-        out["best_threshold_v2"] = {str(d): t for d, (_, t) in picked_v2.items()}
-        loc_value, loc_tau = pick("loc", LOC_IOU_THRESHOLD, acc_largest)
+        out["MaxBoxAccV2"] = float(np.mean([v for v, _, _ in picked_v2.values()]))
+        out["best_threshold_v2"] = {str(d): t for d, (_, t, _) in picked_v2.items()}
+        loc_value, loc_tau, loc_idx = pick("loc", LOC_IOU_THRESHOLD, acc_largest)
         # MaxBoxAccV1 and GT-known Loc are the same count (largest contour, IoU 50) at the
         # same policy-chosen threshold; both names are reported for the two literatures.
         out["MaxBoxAccV1"] = loc_value
@@ -310,9 +335,9 @@ class BoxAccuracy(Metric):
                     f"Top-1/Top-5 Loc need predictions for every image: got them for "
                     f"{int(self.classified)} of {n}"
                 )
-            idx = grid_index(self.thresholds, loc_tau, "loc threshold")
-            out["Top-1 Loc"] = float(self.top1_loc[idx]) * 100.0 / n
-            out["Top-5 Loc"] = float(self.top5_loc[idx]) * 100.0 / n
+            # at the column GT-known Loc was read from
+            out["Top-1 Loc"] = float(self.top1_loc[loc_idx]) * 100.0 / n
+            out["Top-5 Loc"] = float(self.top5_loc[loc_idx]) * 100.0 / n
         out["iou_convention"] = "IoU > d/100" if self.strict_iou else "IoU >= d/100"
         out["num_images"] = n
         out["policy"] = policy.describe()
@@ -396,7 +421,8 @@ def box_accuracy(
     policy: ThresholdPolicy | None = None,
 ) -> dict:
     """One-off :class:`BoxAccuracy` over score maps and GT boxes."""
-    metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour, strict_iou)
+    extra = literal_thresholds([policy]) if policy is not None else ()
+    metric = BoxAccuracy(thresholds, iou_thresholds, multi_contour, strict_iou, extra_thresholds=extra)
     metric.update(scoremaps, gt_boxes, predictions, targets)
     return metric.compute(policy)
 
