@@ -64,7 +64,7 @@ def _predict(args) -> int:
         out = predict(args.checkpoint, args.output, split=args.split, threshold=args.threshold,
                       calibration=args.calibration, data_root=args.data_root, device=args.device)
     print(f"{out['num_images']} label PNGs of split {out['split']!r} in {args.output} "
-          f"(bg_threshold {out['bg_threshold']:.2f}, policy {out['policy']['name']})")
+          f"(bg_threshold {out['bg_threshold']}, policy {out['policy']['name']})")  # a fixed one as given
     return 0
 
 
@@ -141,7 +141,7 @@ def add_parser(rooms) -> None:
     pr.add_argument("--split", default="train", help="split (list) to predict")
     pr.add_argument("--output", required=True, help="folder for the label PNGs")
     thr = pr.add_mutually_exclusive_group(required=True)
-    thr.add_argument("--threshold", type=float, help="fixed background threshold, e.g. 0.2")
+    thr.add_argument("--threshold", type=float, help="fixed background threshold in [0, 1), used as given, e.g. 0.2")
     thr.add_argument("--calibration", help="result JSON with the val oracle's bg_threshold (seg train --json)")
     pr.add_argument("--data-root", help="override the run's data root")
     pr.add_argument("--device", help="cpu, cuda, ...")

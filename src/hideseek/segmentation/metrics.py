@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hideseek.cam.metric import Metric, as_array, index_array, is_tensor
-from hideseek.cam.policies import Oracle, ThresholdPolicy, cam_thresholds
+from hideseek.cam.policies import Oracle, ThresholdPolicy, cam_thresholds, evaluated_thresholds
 
 if TYPE_CHECKING:
     import torch
@@ -177,9 +177,10 @@ class MeanIoU(Metric):
 
 
 def threshold_index(thresholds: np.ndarray, policy: ThresholdPolicy, curve: np.ndarray) -> int:
-    """Index of the background threshold ``policy`` picks from the mIoU ``curve``
-    (Oracle: best on this split; Fixed(tau); Calibrated({"mIoU": tau}) from another split).
-    NaN entries of the curve never win."""
+    """Index of the background threshold ``policy`` picks from the mIoU ``curve`` over
+    ``thresholds`` (Oracle: best on this split; Fixed(tau): ``tau`` itself, which must be
+    one of ``thresholds``; Calibrated({"mIoU": tau}) from another split). NaN entries of
+    the curve never win."""
     return policy.index("mIoU", "mIoU", np.nan_to_num(curve, nan=-np.inf), thresholds)
 
 
@@ -193,6 +194,12 @@ class ThresholdSweep(Metric):
     strictly below the best score), so the confusion matrix at any grid threshold is a sum
     of counts; exact, and the same labels as :func:`~hideseek.segmentation.pseudo.pseudo_labels`.
 
+    ``extra_thresholds`` are also evaluated exactly as given (the ``tau`` of each
+    :class:`~hideseek.cam.policies.Fixed` policy ``compute`` will be asked for): a fixed
+    background threshold is the literal value, as :func:`pseudo_labels` uses it, never the
+    nearest grid value. The oracle and calibrated policies, ``curve`` and ``confusion``
+    keep to the grid.
+
     The counts are torch int64 tensors on ``device`` (it accumulates where the model runs),
     so building one imports torch; the module itself does not.
     """
@@ -200,16 +207,25 @@ class ThresholdSweep(Metric):
     _states = ("counts", "num_images")
 
     def __init__(self, num_classes: int = 21, thresholds: np.ndarray | None = None, ignore_index: int | None = 255,
-                 class_names: Sequence[str] | None = None, device: str | torch.device = "cpu"):
+                 class_names: Sequence[str] | None = None, device: str | torch.device = "cpu",
+                 extra_thresholds: Sequence[float] = ()):
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = list(class_names) if class_names is not None else None
         self.thresholds = np.asarray(cam_thresholds(0.01) if thresholds is None else thresholds, dtype=np.float64)
         if self.thresholds.ndim != 1 or not np.all(np.diff(self.thresholds) > 0):
             raise ValueError("thresholds must be a strictly increasing 1-D grid")
+        extra = np.asarray(extra_thresholds, dtype=np.float64).reshape(-1)
+        if not np.isfinite(extra).all():
+            raise ValueError("extra_thresholds must be finite")
+        # the grid, then the literal extra thresholds (the columns policies choose among);
+        # counts are binned by their sorted union, and _position maps a column to its boundary
+        self.evaluated = evaluated_thresholds(self.thresholds, extra)
+        boundaries = np.unique(self.evaluated)
+        self._position = np.searchsorted(boundaries, self.evaluated)
         import torch
 
-        self._boundaries = torch.as_tensor(self.thresholds, dtype=torch.float64)
-        bins = len(self.thresholds) + 1
+        self._boundaries = torch.as_tensor(boundaries, dtype=torch.float64)
+        bins = len(boundaries) + 1
         self.counts = torch.zeros(num_classes, num_classes, bins, dtype=torch.int64, device=device)
         self.num_images = torch.zeros((), dtype=torch.int64, device=device)
 
@@ -243,35 +259,49 @@ class ThresholdSweep(Metric):
         self.counts += counts.to(self.counts.device)
         self.num_images += int(target.shape[0])
 
-    def confusion(self, index: int | None = None) -> torch.Tensor:
-        """Confusion matrices (T, C, C) at every grid threshold, or (C, C) at one index."""
+    def _confusions(self) -> torch.Tensor:
+        """Confusion matrices (E, C, C) at every evaluated threshold (``self.evaluated``)."""
         counts = self.counts.cpu()
-        # above[..., j] = pixels whose best score exceeds thresholds[j] (bin > j)
-        above = counts.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # (C, C, T)
-        conf = above.permute(2, 0, 1).clone()  # (T, C, C): foreground labels where above
-        below = counts.sum(dim=(1, 2))[None, :] - conf.sum(dim=2)  # (T, C): pixels labelled background
+        # above[..., j] = pixels whose best score exceeds boundary j (bin > j)
+        above = counts.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # (C, C, B)
+        conf = above.permute(2, 0, 1).clone()  # (B, C, C): foreground labels where above
+        below = counts.sum(dim=(1, 2))[None, :] - conf.sum(dim=2)  # (B, C): pixels labelled background
         conf[:, :, 0] += below
+        return conf[self._position]
+
+    def confusion(self, index: int | None = None) -> torch.Tensor:
+        """Confusion matrices (T, C, C) at every grid threshold, or (C, C) at one grid index."""
+        conf = self._confusions()[: len(self.thresholds)]
         return conf if index is None else conf[index]
 
-    def curve(self) -> np.ndarray:
-        """mIoU (percent) at every grid threshold."""
+    @staticmethod
+    def _miou(conf: torch.Tensor) -> np.ndarray:
         import torch
 
-        conf = self.confusion().double()
+        conf = conf.double()
         tp = conf.diagonal(dim1=1, dim2=2)
         union = conf.sum(2) + conf.sum(1) - tp
         iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
         return (100 * torch.nanmean(iou, dim=1)).numpy()
 
+    def curve(self) -> np.ndarray:
+        """mIoU (percent) at every grid threshold."""
+        return self._miou(self.confusion())
+
     def compute(self, policy: ThresholdPolicy = Oracle()) -> dict:
-        """Metrics at the threshold ``policy`` picks, with that threshold, the policy and the curve."""
-        curve = self.curve()
-        index = threshold_index(self.thresholds, policy, curve)
-        result = iou_from_confusion(self.confusion(index), self.class_names)
+        """Metrics at the threshold ``policy`` picks, with that threshold, the policy and the
+        grid's curve. A fixed policy's ``tau`` must have been evaluated (``extra_thresholds``,
+        or bitwise a grid value) and is reported as given."""
+        confusions = self._confusions()
+        curve = self._miou(confusions)
+        grid = len(self.thresholds)
+        index = policy.column("mIoU", "mIoU", np.nan_to_num(curve, nan=-np.inf), self.evaluated, grid)
+        result = iou_from_confusion(confusions[index], self.class_names)
+        tau = float(self.evaluated[index])
         result.update({
-            "bg_threshold": round(float(self.thresholds[index]), 6),
+            "bg_threshold": round(tau, 6) if index < grid else tau,  # a literal threshold exactly as given
             "policy": policy.describe(),
-            "mIoU_curve": {f"{t:.4g}": round(float(v), 4) for t, v in zip(self.thresholds, curve)},
+            "mIoU_curve": {f"{t:.4g}": round(float(v), 4) for t, v in zip(self.thresholds, curve[:grid])},
             "num_images": int(self.num_images),
         })
         return result
