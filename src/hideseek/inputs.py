@@ -91,14 +91,16 @@ def confined(root: str | os.PathLike, relative: str, where: str = "") -> Path:
     """
     prefix = f"{where}: " if where else ""
     text = str(relative)
+    # "." is a caller checking an id before it knows the root: name no folder
+    inside = "its root folder" if str(root) in ("", ".") else str(root)
     if not text or "\x00" in text:
-        raise InputError(f"{prefix}expected a relative path inside {root}, got {text!r}")
+        raise InputError(f"{prefix}expected a relative path inside {inside}, got {text!r}")
     candidate = Path(text)
     if candidate.is_absolute() or candidate.drive or text.startswith(("/", "\\")):
-        raise InputError(f"{prefix}expected a path relative to {root}, got the absolute path {text!r}")
+        raise InputError(f"{prefix}expected a path relative to {inside}, got the absolute path {text!r}")
     parts = text.replace("\\", "/").split("/")
     if ".." in parts:
-        raise InputError(f"{prefix}path {text!r} leaves {root} ('..' is not allowed in ids and paths)")
+        raise InputError(f"{prefix}path {text!r} leaves {inside} ('..' is not allowed in ids and paths)")
     return Path(root) / candidate
 
 
