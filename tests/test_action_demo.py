@@ -4,6 +4,7 @@ import csv
 
 from PIL import Image
 
+from hideseek.action.protocols import PROTOCOL_RECORDS
 from hideseek.cli import main
 from hideseek.results.records import read_records
 
@@ -17,7 +18,7 @@ def test_action_demo_quick_writes_tables_figure_and_records(tmp_path, capsys):
     with open(out / "demo-action.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["method"] for r in rows] == [
-        f"{m}, {p}" for p in ("ActivityNet", "THUMOS14 kit", "W-TALC") for m in ("T-CAM (none)", "T-CAM + frame-has")]
+        f"{m}, {r.title}" for r in PROTOCOL_RECORDS.values() for m in ("T-CAM (none)", "T-CAM + frame-has")]
     for row in rows:
         for t in range(1, 8):
             assert 0.0 <= float(row[f"mAP@0.{t}"]) <= 100.0
@@ -27,6 +28,6 @@ def test_action_demo_quick_writes_tables_figure_and_records(tmp_path, capsys):
     with Image.open(out / "demo-action.png") as figure:
         assert figure.size[0] > 300 and figure.size[1] > 50
     records = read_records(out / "records.jsonl")
-    assert len(records) == 2 * 3  # two runs, one record per protocol
+    assert len(records) == 2 * len(PROTOCOL_RECORDS)  # two runs, one record per protocol
     assert {r["config"]["augmentation"] for r in records} == {"none", "frame-has"}
 

@@ -1,15 +1,16 @@
-"""Temporal action localization protocols: hand-worked cases where they disagree,
-JSON / ambiguous-file I/O, and randomized cross-checks against plain loop references."""
+"""Temporal action localization protocols: hand-worked cases where they disagree and
+JSON / ambiguous-file I/O. The property tests against transcriptions of each reference are
+in tests/test_protocol_exact.py."""
 
 import json
 import os
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hideseek.action.protocols import (
+    PROTOCOLS,
     evaluate,
     interpolated_ap,
     load_ambiguous,
@@ -20,7 +21,7 @@ from hideseek.action.protocols import (
 )
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "thumos")
-ALL = ("activitynet", "thumos14", "wtalc")
+ALL = PROTOCOLS
 
 
 def _gt(videos):
@@ -65,10 +66,12 @@ def test_gt_matched_twice_second_is_fp():
     # One GT in each of v1, v2. Ranked: v1 exact (TP), v1 duplicate (GT taken -> FP),
     # v2 exact (TP). Flags [1,0,1], npos 2: recall [.5,.5,1], precision [1,.5,2/3].
     # Interpolated: .5*1 + .5*(2/3) = 5/6. Non-interpolated: (1 + 2/3)/2 = 5/6.
+    # 11-point (2014 kit): precision 1 reaches recall points 0..0.5 (6 points), 2/3 the
+    # other 5 -> (6 + 10/3) / 11 = 28/33.
     gt = _gt({"v1": [(0, 10, "A")], "v2": [(0, 10, "A")]})
     pred = _pred({"v1": [(0, 10, "A", 0.9), (0, 10, "A", 0.8)], "v2": [(0, 10, "A", 0.7)]})
     for p in ALL:
-        assert _map(gt, pred, p) == pytest.approx(100 * 5 / 6), p
+        assert _map(gt, pred, p) == pytest.approx(100 * (28 / 33 if p == "thumos14-2014" else 5 / 6)), p
 
 
 def test_interpolation_differs_after_early_fp():
@@ -85,18 +88,22 @@ def test_interpolation_differs_after_early_fp():
 
 def test_tied_scores():
     # GT [0,10]; an FP [30,40] and a TP [0,10] both scored 0.5, FP listed first.
-    # activitynet / wtalc: stable sort keeps input order -> flags [0,1]:
-    #   interpolated: recall jumps 0->1 at precision 1/2 -> 50; non-interpolated 1/2 -> 50.
-    # thumos14: on tied scores TPs rank before FPs -> flags [1,0] -> AP 100.
+    # Each protocol ranks tied scores as its reference's sort does:
+    # activitynet: np.argsort(score)[::-1]; wtalc: np.argsort(-score) (NumPy's default,
+    #   unstable kind: the order is NumPy's, computed here the same way);
+    # thumos14 (updated kit): stable, input order -> flags [0,1] -> AP 1/2;
+    # thumos14-2014: TPs concatenated before FPs, then a stable sort -> flags [1,0] -> 100.
+    # Flags [0,1]: interpolated and non-interpolated AP 50; [1,0]: 100.
     gt = _gt({"v": [(0, 10, "A")]})
-    pred = _pred({"v": [(30, 40, "A", 0.5), (0, 10, "A", 0.5)]})
-    assert _map(gt, pred, "activitynet") == pytest.approx(50.0)
-    assert _map(gt, pred, "wtalc") == pytest.approx(50.0)
-    assert _map(gt, pred, "thumos14") == pytest.approx(100.0)
-    # Input order decides the stable protocols: TP listed first -> flags [1,0] -> 100.
-    swapped = _pred({"v": [(0, 10, "A", 0.5), (30, 40, "A", 0.5)]})
-    assert _map(gt, swapped, "activitynet") == pytest.approx(100.0)
-    assert _map(gt, swapped, "wtalc") == pytest.approx(100.0)
+    scores = np.array([0.5, 0.5])
+    for preds in ([(30, 40, "A", 0.5), (0, 10, "A", 0.5)], [(0, 10, "A", 0.5), (30, 40, "A", 0.5)]):
+        pred = _pred({"v": preds})
+        tp_at = [i for i, r in enumerate(preds) if r[0] == 0][0]
+        first = {"activitynet": int(np.argsort(scores)[::-1][0]), "wtalc": int(np.argsort(-scores)[0]),
+                 "thumos14": 0}
+        for p, i in first.items():
+            assert _map(gt, pred, p) == (100.0 if i == tp_at else 50.0), p
+        assert _map(gt, pred, "thumos14-2014") == pytest.approx(100.0, abs=1e-12)  # 11 * (1/11)
 
 
 def test_unmatched_detection_on_ambiguous_segment():
@@ -109,8 +116,9 @@ def test_unmatched_detection_on_ambiguous_segment():
     amb = [("v", 20, 30)]
     assert _map(gt, pred, "activitynet", ambiguous=amb) == pytest.approx(50.0)
     assert _map(gt, pred, "thumos14", ambiguous=amb) == pytest.approx(100.0)
+    assert _map(gt, pred, "thumos14-2014", ambiguous=amb) == pytest.approx(100.0)
     assert _map(gt, pred, "wtalc", ambiguous=amb) == pytest.approx(100.0)
-    # Without the ambiguous list all three give 50 (one FP ahead of the TP).
+    # Without the ambiguous list all give 50 (one FP ahead of the TP).
     for p in ALL:
         assert _map(gt, pred, p) == pytest.approx(50.0), p
     # Ambiguous segment of another video has no effect.
@@ -125,6 +133,7 @@ def test_matched_detection_on_ambiguous_segment():
     pred = _pred({"v": [(0, 10, "A", 0.9)]})
     amb = [("v", 8, 12)]
     assert _map(gt, pred, "thumos14", ambiguous=amb) == pytest.approx(100.0)
+    assert _map(gt, pred, "thumos14-2014", ambiguous=amb) == pytest.approx(100.0)
     assert _map(gt, pred, "wtalc", ambiguous=amb) == pytest.approx(0.0)
     assert _map(gt, pred, "activitynet", ambiguous=amb) == pytest.approx(100.0)
     # Touching ends (intersection length 0) is not an overlap: wtalc keeps it -> 100.
@@ -139,39 +148,55 @@ def test_gt_driven_vs_prediction_driven_matching():
     # wtalc: p1 takes the first GT in list order with IoU >= .5, i.e. g1; p2 then only
     #   has g2 at .455 -> FP: flags [1,0], npos 2 -> 1/2 -> 50.
     # thumos14: g1 (first) takes its largest-overlap detection p1; g2 has only p2 left at
-    #   .455, not > .5 -> missed: flags [1,0] -> 50.
+    #   .455, not > .5 -> missed: flags [1,0] -> 50 (2014 kit: precision 1 reaches the
+    #   recall points 0..0.5, none beyond -> 6/11).
     gt = _gt({"v": [(0, 10, "A"), (1, 11, "A")]})
     pred = _pred({"v": [(1, 11, "A", 0.9), (0, 6, "A", 0.8)]})
     assert _map(gt, pred, "activitynet") == pytest.approx(100.0)
     assert _map(gt, pred, "wtalc") == pytest.approx(50.0)
     assert _map(gt, pred, "thumos14") == pytest.approx(50.0)
+    assert _map(gt, pred, "thumos14-2014") == pytest.approx(100 * 6 / 11)
 
 
 def test_unknown_class_and_video_are_counted_not_fatal():
-    # Only the valid TP counts: AP(A) = 100. Two predictions are ignored with reasons.
+    # The unknown label is dropped and counted by every protocol. The A prediction on the
+    # unknown video (0.95, ranked first) is a false positive in ActivityNet and both
+    # THUMOS14 kits (flags [0,1]: AP 50) and dropped by W-TALC (AP 100), as each reference.
     gt = _gt({"v": [(0, 10, "A")]})
     pred = _pred({"v": [(0, 10, "A", 0.9), (0, 10, "Zzz", 0.99)], "nowhere": [(0, 10, "A", 0.95)]})
     for p in ALL:
         out = evaluate(gt, pred, protocol=p, tiou=[0.5])
-        assert out["mAP"]["0.5"] == pytest.approx(100.0)
-        assert out["ignored_predictions"] == {"unknown_video": 1, "unknown_label": 1, "total": 2}
-        assert out["num_predictions"] == 1
+        dropped = p == "wtalc"
+        assert out["mAP"]["0.5"] == pytest.approx(100.0 if dropped else 50.0), p
+        assert out["unknown_video_predictions"] == 1
+        assert out["unknown_video_rule"] == ("dropped" if dropped else "false-positive")
+        assert out["ignored_predictions"] == {"unknown_video": int(dropped), "unknown_label": 1,
+                                              "total": 1 + int(dropped)}
+        assert out["num_predictions"] == (1 if dropped else 2)
+        if p == "activitynet":  # the reference raises KeyError: a deviation the output names
+            assert any("KeyError" in d for d in out["deviations"])
 
 
 def test_class_without_predictions_gets_zero_not_whole_map_zero():
     # Classes A and B in GT, only A predicted (perfectly): AP(A) 100, AP(B) 0 -> mAP 50.
-    # (The original W-TALC code returns 0 for the whole mAP here; we do not.)
+    # W-TALC's own code returns 0 for the whole mAP here: only with empty_class_bug=True,
+    # and the output says so either way.
     gt = _gt({"v": [(0, 10, "A"), (20, 30, "B")]})
     pred = _pred({"v": [(0, 10, "A", 0.9)]})
     for p in ALL:
         out = evaluate(gt, pred, protocol=p, tiou=[0.5])
         assert out["mAP"]["0.5"] == pytest.approx(50.0), p
         assert out["per_class_AP"]["B"]["0.5"] == 0.0
+        assert out["classes_without_predictions"] == ["B"]
+        assert any("would report mAP 0" in n for n in out["notes"]) == (p == "wtalc")
+    bug = evaluate(gt, pred, protocol="wtalc", tiou=[0.5], empty_class_bug=True)
+    assert bug["mAP"]["0.5"] == 0.0 and bug["per_class_AP"]["A"]["0.5"] == 100.0
 
 
 def test_fp_in_video_without_gt_of_that_class():
     # Video w is known (it has a B annotation) but has no A: the A detection there is an
-    # FP ranked first -> flags [0,1], npos 1 -> AP(A) 50; AP(B) 0 -> mAP 25.
+    # FP ranked first -> flags [0,1], npos 1 -> AP(A) 50 (2014 kit: 11 * (0.5/11));
+    # AP(B) 0 -> mAP 25.
     gt = _gt({"v": [(0, 10, "A")], "w": [(0, 10, "B")]})
     pred = _pred({"w": [(0, 10, "A", 0.9)], "v": [(0, 10, "A", 0.8)]})
     for p in ALL:
@@ -243,8 +268,8 @@ def test_seconds_excludes_reading_and_parsing_the_inputs(monkeypatch):
 
 def test_files_from_disk_subset_and_ambiguous_file():
     # Test subset: classes Diving (2 GT) and HighJump (2 GT). PoleVault exists only in
-    # validation, so the test-video PoleVault prediction is an unknown label and the
-    # validation-video prediction an unknown video.
+    # validation, so both PoleVault predictions (on a test and on a validation video) have
+    # an unknown label.
     # Diving flags [1,0,1]: 5/6 in every protocol without ambiguity; the FP [60,70]
     # lies on an ambiguous segment -> thumos14 / wtalc drop it -> 100. HighJump: 100.
     gt_path = os.path.join(DATA, "gt_small.json")
@@ -259,7 +284,8 @@ def test_files_from_disk_subset_and_ambiguous_file():
     assert len(load_predictions(pred_path).score) == 7
     an = evaluate(gt_path, pred_path, protocol="activitynet", tiou=[0.5], ambiguous=amb_path)
     assert an["mAP"]["0.5"] == pytest.approx((100 * 5 / 6 + 100) / 2)
-    assert an["ignored_predictions"] == {"unknown_video": 1, "unknown_label": 1, "total": 2}
+    assert an["ignored_predictions"] == {"unknown_video": 0, "unknown_label": 2, "total": 2}
+    assert an["unknown_video_predictions"] == 0
     assert an["num_predictions"] == 5
     for p in ("thumos14", "wtalc"):
         assert evaluate(gt_path, pred_path, protocol=p, tiou=[0.5], ambiguous=amb_path)["mAP"]["0.5"] == pytest.approx(100.0)
@@ -280,159 +306,6 @@ def test_ap_helpers():
     np.testing.assert_allclose(segment_iou([[0, 10]], [[5, 15], [0, 5], [20, 30]]), [[5 / 15, 0.5, 0.0]])
 
 
-# ------------------------------------------------------- loop reference implementations
-
-
-def _iou(a, b):
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    return inter / ((a[1] - a[0]) + (b[1] - b[0]) - inter)
-
-
-def _overlap(a, ambs):
-    return any(min(a[1], e) - max(a[0], s) > 0 for s, e in ambs)
-
-
-def _ref_ap_interp(flags, npos):
-    tp = fp = 0
-    rec, prec = [], []
-    for f in flags:
-        tp += f
-        fp += 1 - f
-        rec.append(tp / npos)
-        prec.append(tp / (tp + fp))
-    mrec = [0.0] + rec + [1.0]
-    mprec = [0.0] + prec + [0.0]
-    for i in range(len(mprec) - 2, -1, -1):
-        mprec[i] = max(mprec[i], mprec[i + 1])
-    return sum((mrec[i + 1] - mrec[i]) * mprec[i + 1] for i in range(len(mrec) - 1) if mrec[i + 1] != mrec[i])
-
-
-def _ref_ap_plain(flags, npos):
-    tp, total = 0, 0.0
-    for k, f in enumerate(flags, 1):
-        if f:
-            tp += 1
-            total += tp / k
-    return total / npos
-
-
-def _reference(gt_rows, pred_rows, amb, protocol, thresholds):
-    """gt_rows: [(vid, s, e, label)], pred_rows: [(vid, s, e, label, score)] -> mAP dict."""
-    classes = sorted({r[3] for r in gt_rows})
-    out = {}
-    for t in thresholds:
-        aps = []
-        for c in classes:
-            gts = [r for r in gt_rows if r[3] == c]
-            preds = sorted([r for r in pred_rows if r[3] == c], key=lambda r: -r[4])  # stable
-            npos = len(gts)
-            if not preds:
-                aps.append(0.0)
-                continue
-            if protocol == "activitynet":
-                used = [False] * npos
-                flags = []
-                for p in preds:
-                    best, bj = -1.0, -1
-                    for j, g in enumerate(gts):
-                        if g[0] == p[0] and not used[j]:
-                            v = _iou(p[1:3], g[1:3])
-                            if v > best:
-                                best, bj = v, j
-                    if bj >= 0 and best >= t:
-                        used[bj] = True
-                        flags.append(1)
-                    else:
-                        flags.append(0)
-                aps.append(_ref_ap_interp(flags, npos))
-            elif protocol == "wtalc":
-                preds = [p for p in preds if not _overlap(p[1:3], amb.get(p[0], []))]
-                used = [False] * npos
-                flags = []
-                for p in preds:
-                    f = 0
-                    for j, g in enumerate(gts):
-                        if g[0] == p[0] and not used[j] and _iou(p[1:3], g[1:3]) >= t:
-                            used[j] = True
-                            f = 1
-                            break
-                    flags.append(f)
-                aps.append(_ref_ap_plain(flags, npos))
-            else:  # thumos14
-                taken = [False] * len(preds)
-                for g in gts:
-                    best, bi = -1.0, -1
-                    for i, p in enumerate(preds):
-                        if p[0] == g[0] and not taken[i]:
-                            v = _iou(p[1:3], g[1:3])
-                            if v > best:
-                                best, bi = v, i
-                    if bi >= 0 and best > t:
-                        taken[bi] = True
-                kept = [(p[4], taken[i]) for i, p in enumerate(preds)
-                        if taken[i] or not _overlap(p[1:3], amb.get(p[0], []))]
-                kept.sort(key=lambda x: (-x[0], not x[1]))
-                aps.append(_ref_ap_plain([int(x[1]) for x in kept], npos))
-        out[f"{t:g}"] = 100.0 * sum(aps) / len(aps)
-    return out
-
-
-def _random_case(seed):
-    rng = random.Random(seed)
-    vids = [f"v{i}" for i in range(rng.randint(1, 4))]
-    labels = ["A", "B", "C"][: rng.randint(1, 3)]
-    gt_rows, pred_rows = [], []
-    for v in vids:
-        for _ in range(rng.randint(0, 5)):
-            s = rng.randint(0, 40)
-            gt_rows.append((v, float(s), float(s + rng.randint(1, 12)), rng.choice(labels)))
-        for _ in range(rng.randint(0, 12)):
-            s = rng.randint(0, 40)
-            # coarse scores make ties common; integer segments make IoU hit thresholds exactly
-            pred_rows.append((v, float(s), float(s + rng.randint(1, 12)), rng.choice(labels),
-                              rng.choice([0.1, 0.3, 0.5, 0.7, 0.9, rng.random()])))
-    if not gt_rows:
-        gt_rows.append((vids[0], 0.0, 5.0, "A"))
-    amb = {}
-    for v in vids:
-        if rng.random() < 0.5:
-            s = rng.randint(0, 45)
-            amb.setdefault(v, []).append((float(s), float(s + rng.randint(1, 6))))
-    gt = {"database": {v: {"subset": "test", "annotations": [
-        {"segment": [r[1], r[2]], "label": r[3]} for r in gt_rows if r[0] == v]} for v in vids}}
-    pred = {"results": {}}
-    for r in pred_rows:
-        pred["results"].setdefault(r[0], []).append({"segment": [r[1], r[2]], "label": r[3], "score": r[4]})
-    # Reference must see predictions in the same input order as the JSON (video-grouped).
-    pred_rows = [(v, p["segment"][0], p["segment"][1], p["label"], p["score"])
-                 for v, items in pred["results"].items() for p in items]
-    return gt, pred, gt_rows, pred_rows, amb
-
-
-TH = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-
-
-@pytest.mark.parametrize("seed", range(50))
-def test_activitynet_matches_loop_reference(seed):
-    gt, pred, gt_rows, pred_rows, _ = _random_case(seed)
-    got = evaluate(gt, pred, protocol="activitynet", tiou=TH)["mAP"]
-    want = _reference(gt_rows, pred_rows, {}, "activitynet", TH)
-    assert got.keys() == want.keys()
-    for k in want:
-        assert got[k] == pytest.approx(want[k], rel=1e-12, abs=1e-9), k
-
-
-@pytest.mark.parametrize("protocol", ["thumos14", "wtalc"])
-@pytest.mark.parametrize("seed", range(25))
-def test_other_protocols_match_loop_reference(protocol, seed):
-    gt, pred, gt_rows, pred_rows, amb = _random_case(1000 + seed)
-    amb_rows = [(v, s, e) for v, segs in amb.items() for s, e in segs]
-    got = evaluate(gt, pred, protocol=protocol, tiou=TH, ambiguous=amb_rows)["mAP"]
-    want = _reference(gt_rows, pred_rows, amb, protocol, TH)
-    for k in want:
-        assert got[k] == pytest.approx(want[k], rel=1e-12, abs=1e-9), k
-
-
 def test_cli_action_evaluate_writes_the_protocol_keys(tmp_path, capsys):
     from hideseek.cli import main
 
@@ -443,6 +316,8 @@ def test_cli_action_evaluate_writes_the_protocol_keys(tmp_path, capsys):
                  str(data / "ambiguous_small.txt"), "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["protocol"] == "thumos14"
-    assert set(result["mAP"]) == {"0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"}
-    assert set(result["average_mAP"]) == {"0.1:0.5", "0.3:0.7", "0.1:0.7"}
+    # the kit's own thresholds (MATLAB .1:.1:.5) when --tiou is not given
+    assert set(result["mAP"]) == {"0.1", "0.2", "0.3", "0.4", "0.5"}
+    assert set(result["average_mAP"]) == {"0.1:0.5"}
+    assert result["deviations"] and result["unknown_video_rule"] == "false-positive"
     assert "mAP@0.5" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hideseek import augment
+from hideseek.action.choices import PROTOCOLS
 from hideseek.action.demo import QUICK
 from hideseek.action.train import ActionConfig, hide_padded, load_feature_folder, load_run, train
 from hideseek.cli import main
@@ -46,7 +47,7 @@ def has_run(tmp_path_factory):
 def test_train_writes_checkpoint_predictions_and_one_record_per_protocol(has_run):
     root, out = has_run
     records = read_records(root / "records.jsonl")
-    assert [r["policy"]["name"] for r in records] == ["activitynet", "thumos14", "wtalc"]
+    assert [r["policy"]["name"] for r in records] == list(PROTOCOLS)
     for record in records:
         assert record["task"] == "action" and record["split"] == "test" and record["seed"] == 0
         assert record["config"]["augmentation"] == "frame-has" and record["device"] == "cpu"
@@ -57,7 +58,8 @@ def test_train_writes_checkpoint_predictions_and_one_record_per_protocol(has_run
     assert (run / "last.pt").is_file()
     # the written predictions are exactly what the protocols scored
     rerun = main(["action", "evaluate", "--ground-truth", str(run / "gt-test.json"), "--predictions",
-                  str(run / "predictions-test.json"), "--protocol", "thumos14", "--output", str(root / "th.json")])
+                  str(run / "predictions-test.json"), "--protocol", "thumos14", "--output", str(root / "th.json"),
+                  "--tiou", *(f"{t:g}" for t in ActionConfig.tiou)])  # the trainer's thresholds, not the kit's
     assert rerun == 0
     assert json.loads((root / "th.json").read_text())["mAP"] == out["results"]["thumos14"]["mAP"]
 
@@ -69,9 +71,9 @@ def test_evaluate_checkpoint_reproduces_the_training_evaluation(has_run, tmp_pat
                  "--no-progress"])
     assert code == 0
     result = json.loads((tmp_path / "all.json").read_text())
-    for protocol in ("activitynet", "thumos14", "wtalc"):
+    for protocol in PROTOCOLS:
         assert result[protocol]["mAP"] == out["results"][protocol]["mAP"]
-    assert len(read_records(tmp_path / "records.jsonl")) == 3
+    assert len(read_records(tmp_path / "records.jsonl")) == len(PROTOCOLS)
     assert "protocol wtalc" in capsys.readouterr().out
     # detect with other post-processing writes predictions only
     assert main(["action", "detect", "--checkpoint", str(root / "has" / "last.pt"), "--output-dir",
@@ -127,7 +129,7 @@ def test_features_dataset_from_npy_folder_and_gt_json(tmp_path, capsys):
     assert "thumos14" in capsys.readouterr().out
     records = read_records(tmp_path / "records.jsonl")
     # a feature folder whose name is no known dataset is named by it (it matches no published row)
-    assert len(records) == 3 and records[0]["dataset"] == f"features:{tmp_path.name}"
+    assert len(records) == len(PROTOCOLS) and records[0]["dataset"] == f"features:{tmp_path.name}"
     assert records[0]["metrics"]["num_ground_truth"] == 6
 
 
@@ -168,7 +170,7 @@ def test_train_on_the_public_i3d_split_layout(tmp_path, capsys):
                  "--ambiguous", str(root / "Ambiguous_test.txt"), "--records", str(records), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     rows = read_records(records)
-    assert [r["policy"]["name"] for r in rows] == ["activitynet", "thumos14", "wtalc"]
+    assert [r["policy"]["name"] for r in rows] == list(PROTOCOLS)
     test_vids = (root / "split_test.txt").read_text().split()
     n_gt = sum(len(gt[v]["annotations"]) for v in test_vids)
     assert all(r["metrics"]["num_ground_truth"] == n_gt for r in rows)

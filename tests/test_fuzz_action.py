@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hideseek.action.choices import PROTOCOLS
 from hideseek.cli import main
 
 SETTINGS = settings(max_examples=40, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-PROTOCOLS = ("activitynet", "thumos14", "wtalc")
 
 GT = {"version": "VERSION 1.3", "database": {
     "video_test_0000001": {"subset": "test", "duration": 80.0, "annotations": [
@@ -55,7 +55,10 @@ def _score(tmp_path: Path, gt_text: str | bytes, preds_text: str | bytes, protoc
     out = tmp_path / f"{name}-result.json"
     out.unlink(missing_ok=True)
     code = main(["action", "evaluate", "--ground-truth", str(paths["gt"]), "--predictions", str(paths["preds"]),
-                 "--protocol", protocol, "--ambiguous", str(paths["amb"]), "--output", str(out)])
+                 "--protocol", protocol, "--ambiguous", str(paths["amb"]), "--output", str(out),
+                 # 0.1:0.7 for every protocol: at W-TALC's and the kits' own 0.1:0.5 this fixture
+                 # scores 100 under wtalc, and the fuzz needs numbers that can move
+                 "--tiou", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"])
     result = json.loads(out.read_text()) if code == 0 else None
     return code, result, paths
 
@@ -217,4 +220,4 @@ def test_clean_numbers_are_not_trivial(tmp_path, protocol):
     """The fuzz compares against real numbers: some AP is neither 0 nor 100."""
     result = _clean(tmp_path, protocol)
     values = list(result["mAP"].values())
-    assert any(0 < v < 100 for v in values) and result["ignored_predictions"]["unknown_video"] == 1
+    assert any(0 < v < 100 for v in values) and result["unknown_video_predictions"] == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hideseek.action.protocols import PROTOCOL_RECORDS
 from hideseek.cli import main
 
 DATA = Path(__file__).parent / "data" / "thumos"
@@ -258,13 +259,15 @@ def _small(tmp_path, segments):
 
 def test_negative_start_is_scored_as_the_reference_scores_it(tmp_path, capsys):
     # tIoU([-1, 4], [0, 4]) = 4 / 5 = 0.8: a true positive at every threshold up to 0.7
+    # (at each protocol's default thresholds; the 2014 kit's 11-point AP adds 1/11 eleven
+    # times, which is 1 only to 1e-15)
     gt, preds = _small(tmp_path, [([-1.0, 4.0], 0.9)])
-    for protocol in ("activitynet", "thumos14", "wtalc"):
+    for protocol, record in PROTOCOL_RECORDS.items():
         code, out, err = _run(_evaluate(gt, preds, "--protocol", protocol, "--output",
                                         str(tmp_path / f"{protocol}.json")), capsys)
         assert code == 0, err
-        assert json.loads((tmp_path / f"{protocol}.json").read_text())["mAP"] == {
-            k: 100.0 for k in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7")}
+        assert json.loads((tmp_path / f"{protocol}.json").read_text())["mAP"] == pytest.approx(
+            {f"{t:g}": 100.0 for t in record.default_tiou}, abs=1e-12)
 
 
 def test_zero_length_prediction_is_a_false_positive(tmp_path, capsys):

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hideseek.action.choices import PROTOCOLS
 from hideseek.cli import main
 from hideseek.results.records import append_record, make_record, read_records
 
@@ -54,7 +55,8 @@ def test_evaluating_a_checkpoint_replaces_its_training_records(action_run, tmp_p
     assert code == 0 and before.splitlines()[-1].endswith("| 1 |")
     assert main(["action", "evaluate", "--checkpoint", str(action_run / "run" / "last.pt"), "--records", str(store),
                  "--output-dir", str(tmp_path / "eval"), "--no-progress"]) == 0
-    assert len(read_records(store)) == 6  # append-only: the training records stay in the file
+    # append-only: the training records stay in the file (one per protocol, twice)
+    assert len(read_records(store)) == 2 * len(PROTOCOLS)
     code, after, _ = _table(capsys, "--records", str(store), *ACTION_TABLE)
     assert code == 0 and after == before  # one run, same mean, no std from counting it twice
     assert "±" not in after

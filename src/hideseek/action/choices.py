@@ -13,7 +13,7 @@ SCHEDULES = ("cosine", "constant")
 POOLS = ("topk", "mean", "max")  # video-level pooling of the temporal CAM (top-k first: the default)
 AUGMENTATIONS = ("none", "frame-has")  # the registry names a temporal CAM run trains with
 MODALITIES = ("rgb", "flow", "both")  # I3D streams of the i3d-split layout
-PROTOCOLS = ("activitynet", "thumos14", "wtalc")  # temporal detection mAP protocols
+PROTOCOLS = ("activitynet", "thumos14", "thumos14-2014", "wtalc")  # mAP protocols: records in .protocols
 SCORES = ("mean", "outer-inner")  # segment score from the activation (DetectConfig.score)
 CONVERT_FORMATS = ("thumos14", "wtalc")  # annotation layouts ``hideseek action convert`` reads
 

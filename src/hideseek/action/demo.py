@@ -4,7 +4,8 @@ Generates the synthetic video benchmark (:mod:`hideseek.action.synthetic`: mp4 w
 with PyAV, decoded with decord, snippet features), trains a baseline temporal CAM
 (augmentation ``none``) and a frame-hiding one (``frame-has``) with the same model,
 schedule and seeds, detects segments on the test videos and scores them under the
-ActivityNet, THUMOS14-kit and W-TALC protocols at tIoU 0.1..0.7. Prints the comparison
+protocols of :mod:`hideseek.action.protocols` (ActivityNet, both THUMOS14 kits, W-TALC) at
+tIoU 0.1..0.7 (``DEFAULT_TIOU``). Prints the comparison
 (mean ± std over seeds), writes ``demo-action.csv``, ``.md``, ``.tex``, a figure of
 temporal CAMs against the GT (``demo-action.png``) and appends every run to
 ``records.jsonl``.
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOL_RECORDS, PROTOCOLS
 from hideseek.action.train import ActionConfig, load_run, open_data, train
 from hideseek.results.compare import ComparePlan, machine_facts, run_comparison, write_tables
 from hideseek.results.tables import render_table
@@ -29,9 +31,9 @@ from hideseek.threads import torch_threads
 
 __all__ = ["ActionDemoPlan", "FULL", "QUICK", "run_action_demo"]
 
-TIOU_COLUMNS = tuple(f"mAP@{t}" for t in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"))
+TIOU_COLUMNS = tuple(f"mAP@{t:g}" for t in DEFAULT_TIOU)
 AVG_COLUMN = "mAP avg 0.1:0.7"
-PROTOCOL_NAMES = {"activitynet": "ActivityNet", "thumos14": "THUMOS14 kit", "wtalc": "W-TALC"}
+PROTOCOL_NAMES = {name: record.title for name, record in PROTOCOL_RECORDS.items()}
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _figure(plan: ActionDemoPlan, checkpoints: dict[str, str], path: Path) -> Pa
         if data is None:
             data = open_data(config, progress=False)
         ctx = engine.RunContext(device=torch.device("cpu"), seed=config.seed)
-        quiet = replace(config, protocols=("activitynet",))
+        quiet = replace(config, protocols=PROTOCOLS[:1])  # the figure needs the CAMs, not the scores
         cams[label] = evaluate_model(model, quiet, data, ctx=ctx, mean=extra.get("feature_mean"),
                                      std=extra.get("feature_std"), progress=False, keep_cams=True)["cams"]
     test = data["test"]

@@ -42,7 +42,7 @@ from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures, chec
 from hideseek.action.detect import DetectConfig, detect_video, write_predictions
 from hideseek.action.features import FEATURE_SOURCES, load_feature_source
 from hideseek.action.model import POOLS, TemporalCAM, normalize_temporal_cams, video_loss
-from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS
+from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS, get_protocol
 from hideseek.action.protocols import evaluate as evaluate_protocol
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
@@ -388,9 +388,9 @@ def evaluate_model(model: TemporalCAM, config: ActionConfig, data: dict, *, ctx:
         (output_dir / f"gt-{config.test_subset}.json").write_text(json.dumps(gt) + "\n")
     ambiguous = config.ambiguous or data.get("ambiguous")
     for protocol in config.protocols:
+        uses_ambiguous = get_protocol(protocol).ambiguous != "ignored"
         result = evaluate_protocol(gt, preds, protocol=protocol, tiou=config.tiou,
-                                   ambiguous=ambiguous if protocol != "activitynet" else None,
-                                   subset=config.test_subset)
+                                   ambiguous=ambiguous if uses_ambiguous else None, subset=config.test_subset)
         out[protocol] = result
         if output_dir is not None and ctx.is_main:
             (output_dir / f"eval-{config.test_subset}-{protocol}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -406,6 +406,7 @@ def flat_metrics(result: dict, video_map_value: float | None = None) -> dict:
     metrics["num_predictions"] = result["num_predictions"]
     metrics["num_ground_truth"] = result["num_ground_truth"]
     metrics["ignored_predictions"] = result["ignored_predictions"]["total"]
+    metrics["unknown_video_predictions"] = result["unknown_video_predictions"]
     metrics["seconds"] = result["seconds"]
     if video_map_value is not None:
         metrics["video mAP"] = video_map_value

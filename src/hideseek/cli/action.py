@@ -22,7 +22,7 @@ from hideseek.cli.common import UserError, add_overwrite_option, check_output, p
 from hideseek.cli.demo import room_demo
 
 
-def _print_result(result: dict) -> None:
+def _print_result(result: dict, deviations: bool = True) -> None:
     print(f"protocol {result['protocol']}")
     for tiou, value in result["mAP"].items():
         print(f"mAP@{tiou:<5} {value:.2f}")
@@ -32,7 +32,37 @@ def _print_result(result: dict) -> None:
     if ignored.get("total"):
         print(f"ignored predictions: {ignored['total']} (unknown video {ignored.get('unknown_video', 0)}, "
               f"unknown label {ignored.get('unknown_label', 0)})")
+    for note in result.get("notes", []):
+        print(f"note: {note}")
+    if deviations:
+        for deviation in result.get("deviations", []):
+            print(f"deviation from the reference: {deviation}")
     print(f"seconds {result['seconds']:.3f}")
+
+
+class _EvaluateHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each protocol's default thresholds from its record, importing the records
+    only when help is printed (they need NumPy; the parser is built on every command)."""
+
+    def _get_help_string(self, action):
+        if action.dest != "tiou":
+            return super()._get_help_string(action)
+        from hideseek.action.protocols import PROTOCOL_RECORDS
+
+        defaults = "; ".join(f"{name} {' '.join(f'{t:g}' for t in record.default_tiou)}"
+                             for name, record in PROTOCOL_RECORDS.items())
+        return f"{action.help} (default: the protocol's own: {defaults})"
+
+
+class _TrainHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows the thresholds the trainer scores every protocol at, from the protocols module."""
+
+    def _get_help_string(self, action):
+        if action.dest != "tiou":
+            return super()._get_help_string(action)
+        from hideseek.action.protocols import DEFAULT_TIOU
+
+        return f"{action.help} (default: {' '.join(f'{t:g}' for t in DEFAULT_TIOU)})"
 
 
 def _detect_overrides(args) -> dict:
@@ -65,7 +95,7 @@ def _evaluate(args) -> int:
             print(f"predictions {results['predictions']}")
         for result in results.values():
             if isinstance(result, dict) and "protocol" in result:
-                _print_result(result)
+                _print_result(result, deviations=False)
         write_json({k: v for k, v in results.items() if k != "cams"}, args.output)
         return 0
     if not (args.ground_truth and args.predictions):
@@ -73,8 +103,9 @@ def _evaluate(args) -> int:
     from hideseek.action.protocols import evaluate
 
     with user_errors(FileNotFoundError, ValueError):
-        result = evaluate(args.ground_truth, args.predictions, protocol=args.protocol, tiou=tuple(args.tiou),
-                          ambiguous=args.ambiguous, subset=None if args.subset == "all" else args.subset)
+        result = evaluate(args.ground_truth, args.predictions, protocol=args.protocol,
+                          tiou=None if args.tiou is None else tuple(args.tiou), ambiguous=args.ambiguous,
+                          subset=None if args.subset == "all" else args.subset, empty_class_bug=args.empty_class_bug)
     write_json(result, args.output)
     _print_result(result)
     return 0
@@ -152,7 +183,7 @@ def _config(args):
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
         num_workers=args.workers, device=args.device, threads=args.threads or None,
         detect=_detect_overrides(args),
-        tiou=tuple(args.tiou))
+        tiou=ActionConfig.tiou if args.tiou is None else tuple(args.tiou))
 
 
 def _train(args) -> int:
@@ -214,22 +245,26 @@ def add_parser(rooms) -> None:
     verbs = room.add_subparsers(dest="verb", metavar="VERB", required=True)
     ev = verbs.add_parser(
         "evaluate",
-        help="temporal detection mAP under the ActivityNet, THUMOS14-kit or W-TALC protocol",
+        help="temporal detection mAP under one reference protocol (ActivityNet, THUMOS14 kits, W-TALC)",
         description=(
             "Score ActivityNet-style predictions ({'results': ...}) against ground truth ({'database': ...}) "
-            "under one of the three protocols in use on THUMOS14; mAP in percent per tIoU, averages over "
-            "0.1:0.5, 0.3:0.7 and 0.1:0.7, per-class AP. With --checkpoint: detect on the run's test videos "
-            "and score every protocol of the run."
+            "exactly as one reference evaluation code does (--protocol; each protocol's rules, default "
+            "thresholds and remaining deviations are its record in hideseek.action.protocols and are "
+            "printed with the result); mAP in percent per tIoU, averages over 0.1:0.5, 0.3:0.7 and 0.1:0.7 "
+            "where evaluated, per-class AP. With --checkpoint: detect on the run's test videos and score "
+            "every protocol of the run."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_EvaluateHelp,
     )
     ev.add_argument("--ground-truth", help="ground-truth JSON (ActivityNet layout)")
     ev.add_argument("--predictions", help="predictions JSON ({'results': {video: [...]}})")
-    ev.add_argument("--protocol", default="activitynet", choices=PROTOCOLS)
+    ev.add_argument("--protocol", default=PROTOCOLS[0], choices=PROTOCOLS)
     ev.add_argument("--subset", default="test", help="ground-truth subset to keep ('all' keeps every video)")
-    ev.add_argument("--tiou", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-                    help="tIoU thresholds")
-    ev.add_argument("--ambiguous", help="Ambiguous_test.txt (video start end): used by thumos14 and wtalc")
+    ev.add_argument("--tiou", type=float, nargs="+", help="tIoU thresholds")
+    ev.add_argument("--ambiguous", help="Ambiguous_test.txt (video start end): used by the THUMOS14 kits and wtalc")
+    ev.add_argument("--empty-class-bug", action="store_true",
+                    help="wtalc: reproduce W-TALC's mAP 0 at every tIoU when a class has no predictions "
+                         "(reported in the output either way)")
     ev.add_argument("--output", help="write the result JSON here")
     ev.add_argument("--checkpoint", help="a run's last.pt: detect and score its test videos instead")
     ev.add_argument("--output-dir",
@@ -290,10 +325,11 @@ def add_parser(rooms) -> None:
         help="train a temporal CAM model (then detect, score every protocol, append records)",
         description=(
             "Train a temporal CAM on snippet features from video labels, with or without frame hiding "
-            "('frame-has'), then detect segments on the test videos, score them under the ActivityNet, "
-            "THUMOS14-kit and W-TALC protocols and append one record per protocol to --records."
+            "('frame-has'), then detect segments on the test videos, score them under every protocol "
+            f"({', '.join(PROTOCOLS)}) at the same tIoU thresholds (--tiou) and append one record per protocol "
+            "to --records."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_TrainHelp,
     )
     tr.add_argument("--dataset", default="synthetic", choices=DATASETS,
                     help="embedded synthetic video benchmark; <features-dir>/<video>.npy + gt.json; an "
@@ -308,7 +344,7 @@ def add_parser(rooms) -> None:
     tr.add_argument("--snippet-s", type=float, help="features: seconds one snippet covers (default: the stride)")
     tr.add_argument("--train-subset", default="train", help="GT subset to train on (THUMOS14: validation)")
     tr.add_argument("--test-subset", default="test", help="GT subset to detect and score")
-    tr.add_argument("--ambiguous", help="Ambiguous_test.txt for the thumos14 and wtalc protocols")
+    tr.add_argument("--ambiguous", help="Ambiguous_test.txt for the protocols that use it (THUMOS14 kits, wtalc)")
     tr.add_argument("--synthetic-train", type=int, help="synthetic: training videos")
     tr.add_argument("--synthetic-test", type=int, help="synthetic: test videos")
     tr.add_argument("--num-classes", type=int, help="synthetic: number of classes")
@@ -330,8 +366,8 @@ def add_parser(rooms) -> None:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (0: leave torch's setting); the model is tiny, one is fastest")
-    tr.add_argument("--tiou", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-                    help="tIoU thresholds")
+    tr.add_argument("--tiou", type=float, nargs="+",
+                    help="tIoU thresholds, the same for every protocol so that their rows compare")
     tr.add_argument("--output",
                     help="run folder (checkpoint, log, predictions); default runs/action-<dataset>-<aug>-s<seed>")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
@@ -363,7 +399,7 @@ def add_parser(rooms) -> None:
         description=(
             "Generate the synthetic video benchmark (mp4 -> decord -> snippet features), train a baseline "
             "temporal CAM and a frame-hiding one (3 seeds each, CPU is enough), print mAP per tIoU under "
-            "three protocols and write demo-action.csv/.md/.tex/.png and records.jsonl."
+            "every protocol and write demo-action.csv/.md/.tex/.png and records.jsonl."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
