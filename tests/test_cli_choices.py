@@ -40,6 +40,7 @@ EXPECTED = {
     ("seg", "train", "--schedule"): cam_choices.SCHEDULES,
     ("action", "evaluate", "--protocol"): action_choices.PROTOCOLS,
     ("action", "evaluate", "--score"): action_choices.SCORES,
+    ("action", "evaluate", "--units"): action_choices.UNITS,
     ("action", "extract-features", "--on-error"): tuple(action_choices.ON_ERROR_FLAGS),
     ("action", "convert", "format"): action_choices.CONVERT_FORMATS,
     ("action", "train", "--dataset"): action_choices.DATASETS,
@@ -113,6 +114,8 @@ def test_rooms_take_their_constants_from_the_choices_modules():
     assert action_train.SCHEDULES is action_choices.SCHEDULES
     assert model.POOLS is action_choices.POOLS
     assert protocols.PROTOCOLS is action_choices.PROTOCOLS
+    assert tuple(protocols.PROTOCOL_RECORDS) == action_choices.PROTOCOLS
+    assert {u for record in protocols.PROTOCOL_RECORDS.values() for u in record.units} == set(action_choices.UNITS)
     assert detect.SCORES is action_choices.SCORES
     assert features.FEATURE_SOURCES is action_choices.FEATURE_SOURCES
     assert set(action_choices.FEATURE_SOURCES) < set(action_choices.DATASETS)

@@ -453,8 +453,140 @@ def test_default_thresholds_come_from_the_records():
     for name, record in PROTOCOL_RECORDS.items():
         out = evaluate(gt, pred, protocol=name)
         assert [float(k) for k in out["mAP"]] == list(record.default_tiou)
-        assert out["deviations"] == list(record.deviations) and out["reference"] == record.reference
+        assert out["deviations"] == [*record.deviations, *record.seconds_deviations]
+        assert out["reference"] == record.reference and out["units"] == "seconds"
     assert PROTOCOL_RECORDS["thumos14"].default_tiou == (0.1, 0.2, 0.3, 0.4, 0.5)
     assert get_protocol(PROTOCOL_RECORDS["wtalc"]) is PROTOCOL_RECORDS["wtalc"]
     with pytest.raises(ValueError, match="W-TALC"):
         evaluate(gt, pred, protocol="thumos14", empty_class_bug=True)
+
+
+# --------------------------------------------------------------- W-TALC in snippet units
+
+
+def ref_wtalc_snippets(case, thresholds, factor):
+    """getLocMAP as written: prediction rows are snippet ranges, GT and ambiguous seconds
+    become ``range(int(round(s * factor)), int(round(e * factor)))`` and the IoU is counted
+    on the index sets."""
+    def gt_range(s, e):
+        return set(range(int(round(s * factor)), int(round(e * factor))))
+
+    def set_iou(a, b):
+        return float(len(a & b)) / float(len(a | b))
+
+    kept = {r[0] for r in case["gt_rows"]}
+    classes = sorted({r[3] for r in case["gt_rows"]})
+    per_class = {c: [] for c in classes}
+    maps = []
+    for th in thresholds:
+        ap = []
+        for c in classes:
+            segment_predict = [p for p in case["pred_rows"] if p[3] == c and p[0] in kept]
+            segment_predict = [p for p in segment_predict
+                               if not any(a[0] == p[0] and set_iou(gt_range(a[1], a[2]), set(range(int(p[1]), int(p[2]))))
+                                          > 0 for a in case["amb_rows"])]
+            if not segment_predict:
+                ap.append(0.0)
+                per_class[c].append(0.0)
+                continue
+            order = np.argsort(-np.array([p[4] for p in segment_predict], dtype=np.float64))
+            segment_predict = [segment_predict[i] for i in order]
+            segment_gt = [r for r in case["gt_rows"] if r[3] == c]
+            gtpos = len(segment_gt)
+            tp, fp = [], []
+            for pred in segment_predict:
+                flag = 0.0
+                for j in range(len(segment_gt)):
+                    if segment_gt[j][0] == pred[0]:
+                        iou = set_iou(gt_range(segment_gt[j][1], segment_gt[j][2]), set(range(int(pred[1]), int(pred[2]))))
+                        if iou >= th:
+                            flag = 1.0
+                            del segment_gt[j]
+                            break
+                tp.append(flag)
+                fp.append(1.0 - flag)
+            tp_c, fp_c = np.cumsum(tp), np.cumsum(fp)
+            prc = 0.0 if sum(tp) == 0 else np.sum((tp_c / (fp_c + tp_c)) * tp) / gtpos
+            ap.append(prc)
+            per_class[c].append(prc)
+        maps.append(100 * np.mean(ap))
+    return per_class, maps
+
+
+@st.composite
+def snippet_cases(draw):
+    """GT in seconds on a 0.32 s grid (near halves of a snippet at 25/16), in whole seconds
+    (an odd second at 10/4 snippets per second is exactly x.5: Python's round goes to even)
+    or at two decimals; predictions as integer snippet ranges."""
+    seconds = st.one_of(st.builds(lambda k: k * 0.32, st.integers(0, 60)), st.integers(0, 20).map(float),
+                        st.builds(lambda k: k / 100, st.integers(0, 2000)))
+    videos = draw(st.lists(st.sampled_from(VIDEOS), min_size=1, max_size=4, unique=True))
+    database = {}
+    for v in videos:
+        anns = []
+        for _ in range(0 if v == "v_empty" else draw(st.integers(0, 4))):
+            a, b = sorted((draw(seconds), draw(seconds)))
+            anns.append(((a, b), draw(st.sampled_from(LABELS))))
+        database[v] = anns
+    if not any(database.values()):
+        database[videos[0]] = [((0.64, 2.56), "A")]
+    scores = st.one_of(st.sampled_from([0.25, 0.5, 0.75]), st.floats(0, 1))
+    results = {}
+    for v in draw(st.lists(st.sampled_from(VIDEOS + UNKNOWN), max_size=5, unique=True)):
+        items = []
+        for _ in range(draw(st.integers(0, 12))):
+            s = draw(st.integers(0, 30))
+            items.append(((s, s + draw(st.integers(1, 8))), draw(st.sampled_from(LABELS)), draw(scores)))
+        results[v] = items
+    amb = []
+    for v in draw(st.lists(st.sampled_from(VIDEOS), max_size=3)):
+        a, b = sorted((draw(seconds), draw(seconds)))
+        amb.append((v, a, b))
+    gt = {"database": {v: {"subset": "test", "annotations": [{"segment": list(s), "label": c} for s, c in anns]}
+                       for v, anns in database.items()}}
+    pred = {"results": {v: [{"segment": list(s), "label": c, "score": x} for s, c, x in items]
+                        for v, items in results.items()}}
+    gt_rows = [(v, s[0], s[1], c) for v, anns in database.items() for s, c in anns]
+    classes = {r[3] for r in gt_rows}
+    rows = [(v, s[0], s[1], c, x) for v, items in results.items() for s, c, x in items]
+    return {"gt": gt, "pred": pred, "amb_rows": amb, "gt_rows": gt_rows,
+            "pred_rows": [r for r in rows if r[3] in classes]}
+
+
+@SETTINGS
+@given(case=snippet_cases(), factor=st.sampled_from([25.0 / 16.0, 10.0 / 4.0]))
+def test_wtalc_in_snippets_is_the_reference(case, factor):
+    out = evaluate(case["gt"], case["pred"], protocol="wtalc", tiou=THRESHOLDS, ambiguous=case["amb_rows"],
+                   units="snippets", snippets_per_second=factor)
+    per_class, m = ref_wtalc_snippets(case, THRESHOLDS, factor)
+    for name, aps in per_class.items():
+        for key, a in zip(out["mAP"], aps):
+            assert out["per_class_AP"][name][key] == 100.0 * a, (name, key)
+    assert list(out["mAP"].values()) == list(m)
+    assert out["units"] == "snippets" and not any("seconds" in d for d in out["deviations"])
+
+
+def test_snippet_units_keep_the_match_that_seconds_lose():
+    # snippets [0, 3) and [1, 4): IoU 2/4 = 0.5 on the index sets, a TP at tIoU 0.5; the same
+    # segments in seconds (x 0.64) give 1.28 / 2.56 computed as 0.4999999999999999
+    gt = {"database": {"v": {"subset": "test", "annotations": [{"segment": [0.64, 2.56], "label": "A"}]}}}
+    snippets = {"results": {"v": [{"segment": [0, 3], "label": "A", "score": 0.5}]}}
+    seconds = {"results": {"v": [{"segment": [0.0, 3 * 0.64], "label": "A", "score": 0.5}]}}
+    assert evaluate(gt, snippets, protocol="wtalc", tiou=[0.5], units="snippets")["mAP"]["0.5"] == 100.0
+    out = evaluate(gt, seconds, protocol="wtalc", tiou=[0.5])
+    assert out["mAP"]["0.5"] == 0.0 and any("seconds" in d for d in out["deviations"])
+
+
+def test_snippet_units_refuse_what_is_no_snippet_range(tmp_path, capsys):
+    from hideseek.cli import main
+
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text('{"database": {"v": {"subset": "test", "annotations": [{"segment": [0.64, 2.56], "label": "A"}]}}}')
+    pred.write_text('{"results": {"v": [{"segment": [0, 3], "label": "A", "score": 0.5}, '
+                    '{"segment": [1.5, 3], "label": "A", "score": 0.4}]}}')
+    args = ["action", "evaluate", "--ground-truth", str(gt), "--predictions", str(pred), "--units", "snippets"]
+    assert main([*args, "--protocol", "wtalc"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {pred}: video 'v' prediction 1:") and "snippet" in err
+    assert main([*args, "--protocol", "thumos14"]) == 2
+    assert "not 'snippets'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ POOLS = ("topk", "mean", "max")  # video-level pooling of the temporal CAM (top-
 AUGMENTATIONS = ("none", "frame-has")  # the registry names a temporal CAM run trains with
 MODALITIES = ("rgb", "flow", "both")  # I3D streams of the i3d-split layout
 PROTOCOLS = ("activitynet", "thumos14", "thumos14-2014", "wtalc")  # mAP protocols: records in .protocols
+UNITS = ("seconds", "snippets")  # segment units of ``action evaluate`` (snippets: W-TALC's index ranges)
 SCORES = ("mean", "outer-inner")  # segment score from the activation (DetectConfig.score)
 CONVERT_FORMATS = ("thumos14", "wtalc")  # annotation layouts ``hideseek action convert`` reads
 

@@ -71,7 +71,9 @@ Protocols (``protocol=``; the record of each says the same in fields)
     value is 0.30000000000000004): the mean over the points of the largest precision at a
     recall ``>=`` the point (0 if none).
 
-``"wtalc"`` -- W-TALC ``detectionMAP.py``, on segments in seconds. Predictions of videos
+``"wtalc"`` -- W-TALC ``detectionMAP.py``, on segments in seconds, or with
+    ``units="snippets"`` on snippet index ranges exactly as its code (GT seconds converted by
+    ``int(round(seconds * snippets_per_second))``, overlaps counted on the index sets). Predictions of videos
     without GT are dropped; every prediction that overlaps an ambiguous segment of its
     video is removed (intersection ``> 0``), matched or not; the rest, in input order, are
     ranked by ``np.argsort(-scores)`` (NumPy's default kind on the negated scores). Each
@@ -120,6 +122,7 @@ __all__ = [
     "load_ground_truth",
     "load_predictions",
     "non_interpolated_ap",
+    "range_iou",
     "segment_iou",
 ]
 
@@ -180,6 +183,12 @@ class Protocol:
       after another, MATLAB's ``sum / n``).
     * ``empty_class_bug``: whether the reference's code returns 0 for the whole mAP when a
       class has no predictions (only reproduced when asked for).
+    * ``units``: the segment units :func:`evaluate` accepts for the protocol: ``"seconds"``
+      and, for W-TALC, ``"snippets"`` (predictions as integer snippet ranges ``[s, e)``, GT
+      and ambiguous segments converted by ``int(round(seconds * snippets_per_second))``,
+      overlaps counted on the index sets, as W-TALC's code).
+    * ``deviations``: what differs from the reference and why; ``seconds_deviations`` hold
+      only when a protocol that accepts snippets is run in seconds.
     """
 
     name: str
@@ -198,7 +207,9 @@ class Protocol:
     class_order: str
     mean: str
     empty_class_bug: bool = False
+    units: tuple[str, ...] = ("seconds",)
     deviations: tuple[str, ...] = ()
+    seconds_deviations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -270,11 +281,14 @@ WTALC = Protocol(
     default_tiou=_KIT_TIOU,
     iou="union", match="prediction-first-fit", threshold=">=", sort="argsort-negated", gt_ties="annotation-order",
     unknown_video="dropped", unknown_label="dropped", ambiguous="drop-all", ap="precision-at-tp",
-    class_order="sorted", mean="numpy-1d", empty_class_bug=True,
-    deviations=(
+    class_order="sorted", mean="numpy-1d", empty_class_bug=True, units=("seconds", "snippets"),
+    seconds_deviations=(
         "tIoU on segments in seconds; W-TALC intersects integer snippet-index ranges (its GT converted by "
-        "int(round(seconds * 25/16))), so at exact ratios floating point can flip a match",
+        "int(round(seconds * 25/16))), so at exact ratios floating point can flip a match (units='snippets' "
+        "scores as W-TALC)",
         "ambiguous overlap tested in seconds (intersection > 0); W-TALC tests its snippet-index ranges",
+    ),
+    deviations=(
         "a class without predictions gets AP 0; W-TALC's code returns 0 for the whole mAP at that tIoU "
         "(empty_class_bug=True reproduces it; the output names such classes either way)",
         "scores and segments come from a predictions JSON: W-TALC's own segment extraction from the T-CAM "
@@ -526,6 +540,17 @@ def hull_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iw = np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0])
     hull = np.maximum(a[:, None, 1], b[None, :, 1]) - np.minimum(a[:, None, 0], b[None, :, 0])
     return np.divide(iw, hull, out=np.zeros_like(iw), where=iw > 0)
+
+
+def range_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of integer index ranges ``[s, e)`` as W-TALC counts them -> ``(N, M)``:
+    ``len(set(range(...)) & set(range(...))) / len(... | ...)``, 0 when both are empty."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    inter = np.clip(np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None)
+    union = np.clip(a[:, None, 1] - a[:, None, 0], 0.0, None) + np.clip(b[None, :, 1] - b[None, :, 0], 0.0, None) \
+        - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _overlaps_any(segs: np.ndarray, amb: np.ndarray | None) -> np.ndarray:
@@ -784,8 +809,12 @@ def _activitynet_class(c: _Class, thr: np.ndarray) -> np.ndarray:
     return interpolated_ap(tp, len(c.g_vid))
 
 
-def _wtalc_class(c: _Class, thr: np.ndarray, amb_by_vid: dict[int, np.ndarray]) -> tuple[np.ndarray, int]:
-    """AP per threshold, and the number of predictions left after the ambiguous removal."""
+def _wtalc_class(c: _Class, thr: np.ndarray, amb_by_vid: dict[int, np.ndarray],
+                 iou=segment_iou) -> tuple[np.ndarray, int]:
+    """AP per threshold, and the number of predictions left after the ambiguous removal.
+
+    ``iou``: :func:`segment_iou` on seconds, :func:`range_iou` on snippet ranges (there an
+    ambiguous range overlaps when the intersection is non-empty, as in seconds)."""
     keep = np.ones(len(c.p_vid), dtype=bool)
     for v, idx in _group_index(c.p_vid).items():
         keep[idx[_overlaps_any(c.p_seg[idx], amb_by_vid.get(v))]] = False
@@ -799,7 +828,7 @@ def _wtalc_class(c: _Class, thr: np.ndarray, amb_by_vid: dict[int, np.ndarray]) 
     for v, pi in _group_index(p_vid).items():
         gi = g_by_vid.get(v)
         if gi is not None:
-            tp[:, pi] = _match_first_fit(segment_iou(p_seg[pi], c.g_seg[gi]), thr)
+            tp[:, pi] = _match_first_fit(iou(p_seg[pi], c.g_seg[gi]), thr)
     return non_interpolated_ap(tp, len(c.g_vid)), len(p_vid)
 
 
@@ -834,6 +863,27 @@ def _kit_class(rec: Protocol, c: _Class, thr: np.ndarray, amb_by_vid: dict[int, 
     return ap
 
 
+def _to_snippets(g: GroundTruth, p: Predictions, amb: dict[str, np.ndarray], rate: float,
+                 source: Any) -> tuple[GroundTruth, Predictions, dict[str, np.ndarray]]:
+    """W-TALC's units: predictions must already be snippet ranges; GT and ambiguous
+    segments in seconds become ``int(round(seconds * rate))`` (Python's round: half to even)."""
+    ok = (p.start == np.floor(p.start)) & (p.end == np.floor(p.end)) & (p.start < p.end)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        n = i - int(np.flatnonzero(p.video == p.video[i])[0])  # rows are grouped by video in file order
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "predictions"
+        raise ValueError(f"{name}: video {p.video[i]!r} prediction {n}: segment [{p.start[i]:g}, {p.end[i]:g}] "
+                         "is not a snippet range [start, end) of integers with start < end (units 'snippets')")
+
+    def convert(x: np.ndarray) -> np.ndarray:
+        return np.array([int(round(float(v) * rate)) for v in x], dtype=np.float64)
+
+    g = GroundTruth(videos=g.videos, video=g.video, start=convert(g.start), end=convert(g.end), label=g.label,
+                    classes=g.classes)
+    amb = {v: np.stack([convert(segs[:, 0]), convert(segs[:, 1])], axis=1) for v, segs in amb.items()}
+    return g, p, amb
+
+
 def _mean_over_classes(rec: Protocol, ap_mat: np.ndarray, order: np.ndarray) -> np.ndarray:
     """mAP (fraction) per threshold: the classes' APs in the reference's order and summation."""
     if ap_mat.shape[0] == 0:
@@ -854,13 +904,20 @@ def evaluate(
     ambiguous: None | PathLike | Iterable[tuple[str, float, float]] | Mapping[str, Any] = None,
     subset: str | None = "test",
     empty_class_bug: bool = False,
+    units: str = "seconds",
+    snippets_per_second: float = 25.0 / 16.0,
 ) -> dict[str, Any]:
     """Score temporal detections against ground truth with one of :data:`PROTOCOLS`.
 
     ``tiou``: the thresholds (``None``: the protocol's ``default_tiou``). ``ambiguous`` is
     read only by protocols whose ``ambiguous`` rule uses it. ``empty_class_bug``: reproduce
     W-TALC's whole-mAP-0 when a class has no predictions (only for a protocol whose
-    reference has that bug).
+    reference has that bug). ``units="snippets"`` (a protocol whose record lists it:
+    ``wtalc``): prediction segments are snippet ranges ``[s, e)`` (integers, ``s < e``, as
+    W-TALC's rows), the ground truth and ambiguous segments stay in seconds and are
+    converted by ``int(round(seconds * snippets_per_second))`` (W-TALC's ``factor``: 25/16
+    for I3D at 25 fps and 16-frame snippets, 10/4 for UntrimmedNet), and overlaps are
+    counted on the index sets, exactly as W-TALC.
 
     Returns a dict with ``protocol``, ``mAP`` (``{"0.5": percent, ...}`` keyed by the tIoU
     as written), ``average_mAP`` (``"0.1:0.5"``, ``"0.3:0.7"``, ``"0.1:0.7"``: the mean of
@@ -871,8 +928,9 @@ def evaluate(
     known class on a video without GT segment in the subset) with ``unknown_video_rule``
     (``"false-positive"`` or ``"dropped"``), ``ignored_predictions`` (those not scored:
     ``{"unknown_video": n, "unknown_label": n, "total": n}``), ``classes_without_predictions``,
-    ``deviations`` (the record's), ``notes`` (what this input ran into) and ``seconds``
-    (wall time of the evaluation itself: reading and parsing the inputs is excluded).
+    ``deviations`` (the record's that apply to these units), ``units``, ``notes`` (what this
+    input ran into) and ``seconds`` (wall time of the evaluation itself: reading and parsing
+    the inputs is excluded).
     """
     rec = get_protocol(protocol)
     if tiou is None:
@@ -885,9 +943,16 @@ def evaluate(
         raise ValueError(f"duplicate tiou thresholds in {tiou!r}")
     if empty_class_bug and not rec.empty_class_bug:
         raise ValueError(f"the class-without-predictions bug is W-TALC's; protocol {rec.name!r} does not have it")
+    if units not in rec.units:
+        raise ValueError(f"protocol {rec.name!r} scores segments in {' or '.join(rec.units)}, not {units!r}")
+    if units == "snippets" and not (isinstance(snippets_per_second, numbers.Real)
+                                    and math.isfinite(snippets_per_second) and snippets_per_second > 0):
+        raise ValueError(f"snippets_per_second must be a positive number, got {snippets_per_second!r}")
     g = load_ground_truth(gt, subset=subset)
     p = load_predictions(preds)
     amb = load_ambiguous(ambiguous) if rec.ambiguous != "ignored" else {}
+    if units == "snippets":
+        g, p, amb = _to_snippets(g, p, amb, float(snippets_per_second), preds)
     t0 = time.perf_counter()  # evaluation time: file loading and parsing excluded
 
     # videos: the subset's, then the other predicted ones (unknown videos, each its own index)
@@ -924,7 +989,7 @@ def evaluate(
             ap_mat[c] = _activitynet_class(data, thr) if len(pi) else 0.0
             left = len(pi)
         elif rec.match == "prediction-first-fit":
-            ap_mat[c], left = _wtalc_class(data, thr, amb_by_vid)
+            ap_mat[c], left = _wtalc_class(data, thr, amb_by_vid, range_iou if units == "snippets" else segment_iou)
         else:
             ap_mat[c] = _kit_class(rec, data, thr, amb_by_vid, video_rank)
             left = len(pi)
@@ -975,7 +1040,8 @@ def evaluate(
             "total": dropped_video + int(unknown_label.sum()),
         },
         "classes_without_predictions": without,
-        "deviations": list(rec.deviations),
+        "deviations": list(rec.deviations) + (list(rec.seconds_deviations) if units == "seconds" else []),
+        "units": units,
         "notes": notes,
         "seconds": time.perf_counter() - t0,
     }

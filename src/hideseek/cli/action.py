@@ -17,6 +17,7 @@ from hideseek.action.choices import (
     POOLS,
     PROTOCOLS,
     SCORES,
+    UNITS,
 )
 from hideseek.cli.common import UserError, add_overwrite_option, check_output, parse_params, user_errors, write_json
 from hideseek.cli.demo import room_demo
@@ -105,7 +106,8 @@ def _evaluate(args) -> int:
     with user_errors(FileNotFoundError, ValueError):
         result = evaluate(args.ground_truth, args.predictions, protocol=args.protocol,
                           tiou=None if args.tiou is None else tuple(args.tiou), ambiguous=args.ambiguous,
-                          subset=None if args.subset == "all" else args.subset, empty_class_bug=args.empty_class_bug)
+                          subset=None if args.subset == "all" else args.subset, empty_class_bug=args.empty_class_bug,
+                          units=args.units, snippets_per_second=args.snippets_per_second)
     write_json(result, args.output)
     _print_result(result)
     return 0
@@ -265,6 +267,12 @@ def add_parser(rooms) -> None:
     ev.add_argument("--empty-class-bug", action="store_true",
                     help="wtalc: reproduce W-TALC's mAP 0 at every tIoU when a class has no predictions "
                          "(reported in the output either way)")
+    ev.add_argument("--units", default=UNITS[0], choices=UNITS,
+                    help="wtalc: 'snippets' reads prediction segments as snippet ranges [start, end) and scores "
+                         "them on snippet indices as W-TALC does (GT and ambiguous seconds converted by "
+                         "int(round(seconds * --snippets-per-second)))")
+    ev.add_argument("--snippets-per-second", type=float, default=25.0 / 16.0,
+                    help="--units snippets: W-TALC's factor (25/16 for I3D at 25 fps, 16-frame snippets)")
     ev.add_argument("--output", help="write the result JSON here")
     ev.add_argument("--checkpoint", help="a run's last.pt: detect and score its test videos instead")
     ev.add_argument("--output-dir",
