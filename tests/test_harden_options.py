@@ -162,3 +162,10 @@ def test_torchrun_launches_the_module(tmp_path):
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().startswith("hideseek ")
+
+
+def test_a_vit_crop_size_its_patch_does_not_divide_is_one_line_before_any_work(tmp_path, capsys):
+    code, _, err = run(capsys, *QUICK, "--backbone", "vit_tiny_patch16_224", "--crop-size", 72, "--output",
+                       tmp_path / "run", "--records", tmp_path / "r.jsonl")
+    one_line_error(code, err, "--crop-size 72", "multiples of its 16 px patches", "64 or 80")
+    assert not (tmp_path / "run").exists()

@@ -14,7 +14,8 @@ import timm
 import torch
 from torch import nn
 
-__all__ = ["backbone_error", "check_backbone", "check_feature_stage", "drop_last_stride", "feature_stage_count"]
+__all__ = ["backbone_error", "check_backbone", "check_feature_stage", "check_input_size", "drop_last_stride",
+           "feature_stage_count", "patch_size"]
 
 
 def backbone_error(name: str) -> ValueError:
@@ -111,3 +112,26 @@ def check_feature_stage(name: str, stage: int | None, what: str = "feature_stage
     if count is not None and not 0 <= stage < count:
         raise ValueError(f"{what} {stage}: backbone {name!r} has feature stages 0..{count - 1} "
                          f"(or the whole backbone: {'-1' if what.startswith('--') else 'None'})")
+
+
+@functools.lru_cache(maxsize=64)
+def patch_size(name: str) -> tuple[int, int] | None:
+    """The patch size of a ViT-style backbone (``patch_embed.patch_size``), built on the meta device;
+    ``None`` for a CNN or when timm cannot build it."""
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(name)
+    except Exception:  # noqa: BLE001  (the real build reports what is wrong)
+        return None
+    size = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    return tuple(int(p) for p in size) if size is not None else None
+
+
+def check_input_size(name: str, size: int, what: str = "crop_size") -> None:
+    """Refuse an input side a ViT-style backbone's patches do not divide (timm asserts deep in the
+    forward pass otherwise), naming the setting and the sizes that work."""
+    patch = patch_size(name)
+    if patch is not None and size % patch[0]:
+        low = size - size % patch[0]
+        raise ValueError(f"{what} {size}: backbone {name!r} takes sides that are multiples of its {patch[0]} px "
+                         f"patches (e.g. {low or patch[0]} or {low + patch[0]})")

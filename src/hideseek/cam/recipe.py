@@ -24,7 +24,7 @@ from torchvision.transforms import v2
 from hideseek.augment import available as available_augmentations
 from hideseek.augment import create as create_augmentation
 from hideseek.augment import insert_feature_hide, using_sample_ids
-from hideseek.cam.backbones import check_backbone, check_feature_stage
+from hideseek.cam.backbones import check_backbone, check_feature_stage, check_input_size
 from hideseek.cam.choices import OPTIMIZERS, SCHEDULES
 from hideseek.cam.methods import get_cam_method
 from hideseek.cam.model import POOLS, CAMNet
@@ -203,6 +203,7 @@ class ImageRunConfig(ConfigDict):
         # names are checked before any data is generated or read
         check_backbone(self.backbone)
         check_feature_stage(self.backbone, self.feature_stage)
+        check_input_size(self.backbone, self.crop_size)
         _choice("pool", self.pool, POOLS)
         if self.augmentation not in available_augmentations():
             raise ValueError(

@@ -188,11 +188,13 @@ def image_run_fields(args) -> dict:
         problem = key in fields and field_problem(key, fields[key])
         if problem:
             raise UserError(f"{option} {fields[key]}: {problem}")
-    if args.feature_stage >= 0:
-        from hideseek.cam.backbones import check_feature_stage
+    from hideseek.cam.backbones import check_feature_stage, check_input_size
 
-        with user_errors(ValueError):
+    with user_errors(ValueError):
+        if args.feature_stage >= 0:
             check_feature_stage(args.backbone, args.feature_stage, "--feature-stage")
+        if getattr(args, "backbone", None):
+            check_input_size(args.backbone, crop, "--crop-size")
     if fields["resize_size"] < crop:
         raise UserError(f"--resize-size {fields['resize_size']}: expected >= the crop size ({crop}): the training "
                         "crop is taken from the resized image")
