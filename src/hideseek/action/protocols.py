@@ -23,6 +23,9 @@ Inputs (see :func:`load_ground_truth`, :func:`load_predictions`, :func:`load_amb
     {"results": {vid: [{"segment": [s, e], "label": name, "score": x}, ...]}}
 
   "Input order" below is the order of this JSON: videos as listed, then each video's list.
+  Detections from a temporal CAM also carry W-TALC's units: ``"snippets": [s, e]`` per
+  prediction (snippet indices, ``e`` exclusive) and a top-level ``"snippets_per_second"``;
+  ``wtalc`` then scores those (``units=None``), every other protocol the seconds.
 * ambiguous segments (optional): text lines ``video_name  t_start  t_end``.
 
 A prediction whose video has no ground-truth segment in the kept subset (absent from it, or
@@ -71,9 +74,10 @@ Protocols (``protocol=``; the record of each says the same in fields)
     value is 0.30000000000000004): the mean over the points of the largest precision at a
     recall ``>=`` the point (0 if none).
 
-``"wtalc"`` -- W-TALC ``detectionMAP.py``, on segments in seconds, or with
-    ``units="snippets"`` on snippet index ranges exactly as its code (GT seconds converted by
-    ``int(round(seconds * snippets_per_second))``, overlaps counted on the index sets). Predictions of videos
+``"wtalc"`` -- W-TALC ``detectionMAP.py``, on snippet index ranges exactly as its code when
+    the predictions carry them or ``units="snippets"`` (GT seconds converted by
+    ``int(round(seconds * snippets_per_second))``, overlaps counted on the index sets), else
+    on segments in seconds. Predictions of videos
     without GT are dropped; every prediction that overlaps an ambiguous segment of its
     video is removed (intersection ``> 0``), matched or not; the rest, in input order, are
     ranked by ``np.argsort(-scores)`` (NumPy's default kind on the negated scores). Each
@@ -112,6 +116,7 @@ __all__ = [
     "GroundTruth",
     "Predictions",
     "Protocol",
+    "check_snippets_per_second",
     "eleven_point_ap",
     "evaluate",
     "get_protocol",
@@ -187,6 +192,9 @@ class Protocol:
       and, for W-TALC, ``"snippets"`` (predictions as integer snippet ranges ``[s, e)``, GT
       and ambiguous segments converted by ``int(round(seconds * snippets_per_second))``,
       overlaps counted on the index sets, as W-TALC's code).
+    * ``default_snippets_per_second``: the reference's own seconds-to-snippets factor, used
+      in snippet units when neither the predictions nor the caller give one (W-TALC: 25/16,
+      I3D's 25 fps and 16-frame snippets).
     * ``deviations``: what differs from the reference and why; ``seconds_deviations`` hold
       only when a protocol that accepts snippets is run in seconds.
     """
@@ -208,6 +216,7 @@ class Protocol:
     mean: str
     empty_class_bug: bool = False
     units: tuple[str, ...] = ("seconds",)
+    default_snippets_per_second: float | None = None
     deviations: tuple[str, ...] = ()
     seconds_deviations: tuple[str, ...] = ()
 
@@ -282,6 +291,7 @@ WTALC = Protocol(
     iou="union", match="prediction-first-fit", threshold=">=", sort="argsort-negated", gt_ties="annotation-order",
     unknown_video="dropped", unknown_label="dropped", ambiguous="drop-all", ap="precision-at-tp",
     class_order="sorted", mean="numpy-1d", empty_class_bug=True, units=("seconds", "snippets"),
+    default_snippets_per_second=25.0 / 16.0,  # detectionMAP.py's factor for I3D features
     seconds_deviations=(
         "tIoU on segments in seconds; W-TALC intersects integer snippet-index ranges (its GT converted by "
         "int(round(seconds * 25/16))), so at exact ratios floating point can flip a match (units='snippets' "
@@ -334,6 +344,10 @@ class Predictions:
     end: np.ndarray
     label: np.ndarray  # object array
     score: np.ndarray
+    # W-TALC's units, when the file carries them: every prediction's snippet range [s, e)
+    # ((N, 2), integer values) and the grid's snippets per second (top-level key)
+    snippets: np.ndarray | None = None
+    snippets_per_second: float | None = None
 
 
 # --------------------------------------------------------------------------------- I/O
@@ -433,10 +447,31 @@ def load_ground_truth(
     )
 
 
+def _check_snippets(rng: Any, where: str) -> tuple[float, float]:
+    """A ``"snippets"`` field: ``[start, end)`` snippet indices, integers with ``start < end``."""
+    if isinstance(rng, (str, bytes, Mapping)) or not isinstance(rng, Sequence) or len(rng) != 2 or any(
+            isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x != math.floor(x)
+            for x in rng) or not rng[0] < rng[1]:
+        raise ValueError(f"{where}: 'snippets' {rng!r} is not a snippet range [start, end) of integers with "
+                         "start < end")
+    return float(rng[0]), float(rng[1])
+
+
+def check_snippets_per_second(value: Any, where: str) -> float:
+    """A seconds-to-snippets factor: a positive finite number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where}: snippets_per_second must be a positive number, got {value!r}")
+    return float(value)
+
+
 def load_predictions(src: PathLike | Mapping[str, Any] | Predictions) -> Predictions:
     """Read ActivityNet-style predictions (path or parsed dict) into a flat table.
 
-    Errors name the file, the video and the entry's index in that video's list.
+    Optional, for W-TALC's units (what :func:`hideseek.action.detect.to_results_json`
+    writes for detections from a temporal CAM): a ``"snippets": [s, e]`` range per
+    prediction (integers, ``s < e``, ``e`` exclusive; every prediction or none) and a
+    top-level ``"snippets_per_second"``. Errors name the file, the video and the entry's
+    index in that video's list.
     """
     if isinstance(src, Predictions):
         return src
@@ -444,7 +479,13 @@ def load_predictions(src: PathLike | Mapping[str, Any] | Predictions) -> Predict
     if "results" not in data:
         raise ValueError(f"{name}: predictions have no 'results' key (expected {{'results': {{video: [...]}}}})")
     results = _entries(data["results"], f"{name}: 'results'", dict, "videos")
+    rate = data.get("snippets_per_second")
+    if rate is not None:
+        rate = check_snippets_per_second(rate, f"{name}: 'snippets_per_second'")
     vids, st, en, lab, sc = [], [], [], [], []
+    snip: list[tuple[float, float]] = []
+    first: str | None = None  # the first prediction, and whether it set the snippets rule
+    with_snippets = False
     for vid, items in results.items():
         items = _entries(items, f"{name}: video {vid!r}", list, "predictions")
         for n, p in enumerate(items):
@@ -452,6 +493,14 @@ def load_predictions(src: PathLike | Mapping[str, Any] | Predictions) -> Predict
             if not isinstance(p, dict):
                 raise ValueError(f"{where}: expected an object with 'segment', 'label' and 'score'")
             s, e = _check_segment(p.get("segment"), where)
+            if first is None:
+                first, with_snippets = where, "snippets" in p
+            elif ("snippets" in p) != with_snippets:
+                has, lacks = (first, where) if with_snippets else (where, first)
+                raise ValueError(f"{lacks}: no 'snippets' range, while {has.removeprefix(name + ': ')} has one "
+                                 "(give every prediction its snippet range, or none)")
+            if with_snippets:
+                snip.append(_check_snippets(p["snippets"], where))
             raw = p.get("score")
             if isinstance(raw, bool) or not isinstance(raw, (numbers.Real, str)):
                 raise ValueError(f"{where}: expected a numeric 'score', got {raw!r}")
@@ -474,6 +523,10 @@ def load_predictions(src: PathLike | Mapping[str, Any] | Predictions) -> Predict
         end=np.array(en, dtype=np.float64),
         label=np.array(lab, dtype=object),
         score=np.array(sc, dtype=np.float64),
+        # no prediction at all: a file that declares its grid carries (zero) snippet ranges
+        snippets=np.array(snip, dtype=np.float64).reshape(-1, 2)
+        if with_snippets or (first is None and rate is not None) else None,
+        snippets_per_second=rate,
     )
 
 
@@ -865,15 +918,20 @@ def _kit_class(rec: Protocol, c: _Class, thr: np.ndarray, amb_by_vid: dict[int, 
 
 def _to_snippets(g: GroundTruth, p: Predictions, amb: dict[str, np.ndarray], rate: float,
                  source: Any) -> tuple[GroundTruth, Predictions, dict[str, np.ndarray]]:
-    """W-TALC's units: predictions must already be snippet ranges; GT and ambiguous
-    segments in seconds become ``int(round(seconds * rate))`` (Python's round: half to even)."""
+    """W-TALC's units: the predictions' ``snippets`` ranges, or else their segments, which
+    must then be snippet ranges; GT and ambiguous segments in seconds become
+    ``int(round(seconds * rate))`` (Python's round: half to even)."""
+    if p.snippets is not None:
+        p = Predictions(video=p.video, start=p.snippets[:, 0].copy(), end=p.snippets[:, 1].copy(), label=p.label,
+                        score=p.score, snippets=p.snippets, snippets_per_second=p.snippets_per_second)
     ok = (p.start == np.floor(p.start)) & (p.end == np.floor(p.end)) & (p.start < p.end)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         n = i - int(np.flatnonzero(p.video == p.video[i])[0])  # rows are grouped by video in file order
         name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "predictions"
         raise ValueError(f"{name}: video {p.video[i]!r} prediction {n}: segment [{p.start[i]:g}, {p.end[i]:g}] "
-                         "is not a snippet range [start, end) of integers with start < end (units 'snippets')")
+                         "is not a snippet range [start, end) of integers with start < end (units 'snippets'; "
+                         "or give each prediction a 'snippets' range)")
 
     def convert(x: np.ndarray) -> np.ndarray:
         return np.array([int(round(float(v) * rate)) for v in x], dtype=np.float64)
@@ -882,6 +940,21 @@ def _to_snippets(g: GroundTruth, p: Predictions, amb: dict[str, np.ndarray], rat
                     classes=g.classes)
     amb = {v: np.stack([convert(segs[:, 0]), convert(segs[:, 1])], axis=1) for v, segs in amb.items()}
     return g, p, amb
+
+
+def _snippet_rate(rec: Protocol, p: Predictions, given: float | None, source: Any) -> float:
+    """The seconds-to-snippets factor: the predictions' own, else ``given``, else the record's."""
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "predictions"
+    own = p.snippets_per_second
+    if own is not None and given is not None and own != given:
+        raise ValueError(f"{name}: its snippet ranges are on a grid of {own!r} snippets per second, not {given!r} "
+                         "(leave snippets_per_second out to use the file's)")
+    if own is not None or given is not None:
+        return own if own is not None else given
+    if p.snippets is not None:
+        raise ValueError(f"{name}: the predictions carry 'snippets' ranges but no 'snippets_per_second' "
+                         "(give the factor of their grid, --snippets-per-second)")
+    return float(rec.default_snippets_per_second)
 
 
 def _mean_over_classes(rec: Protocol, ap_mat: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -904,20 +977,28 @@ def evaluate(
     ambiguous: None | PathLike | Iterable[tuple[str, float, float]] | Mapping[str, Any] = None,
     subset: str | None = "test",
     empty_class_bug: bool = False,
-    units: str = "seconds",
-    snippets_per_second: float = 25.0 / 16.0,
+    units: str | None = None,
+    snippets_per_second: float | None = None,
 ) -> dict[str, Any]:
     """Score temporal detections against ground truth with one of :data:`PROTOCOLS`.
 
     ``tiou``: the thresholds (``None``: the protocol's ``default_tiou``). ``ambiguous`` is
     read only by protocols whose ``ambiguous`` rule uses it. ``empty_class_bug``: reproduce
     W-TALC's whole-mAP-0 when a class has no predictions (only for a protocol whose
-    reference has that bug). ``units="snippets"`` (a protocol whose record lists it:
-    ``wtalc``): prediction segments are snippet ranges ``[s, e)`` (integers, ``s < e``, as
-    W-TALC's rows), the ground truth and ambiguous segments stay in seconds and are
-    converted by ``int(round(seconds * snippets_per_second))`` (W-TALC's ``factor``: 25/16
-    for I3D at 25 fps and 16-frame snippets, 10/4 for UntrimmedNet), and overlaps are
-    counted on the index sets, exactly as W-TALC.
+    reference has that bug).
+
+    ``units``: ``"seconds"``, ``"snippets"`` (a protocol whose record lists it: ``wtalc``)
+    or ``None``: snippets when the protocol accepts them and the predictions carry snippet
+    ranges (a ``"snippets"`` field per prediction, as the detector writes them), else
+    seconds. In snippet units the predictions' ``"snippets"`` ranges are scored (without
+    them, the segments themselves must be snippet ranges ``[s, e)``: integers, ``s < e``,
+    as W-TALC's rows), the ground truth and ambiguous segments stay in seconds and are
+    converted by ``int(round(seconds * snippets_per_second))``, and overlaps are counted on
+    the index sets, exactly as W-TALC. ``snippets_per_second`` (W-TALC's ``factor``: 25/16
+    for I3D at 25 fps and 16-frame snippets, 10/4 for UntrimmedNet) is the predictions'
+    top-level ``"snippets_per_second"``, else the argument, else the record's default; an
+    argument that contradicts the predictions' own value is refused (their ranges are on
+    that grid), and so are snippet ranges without any factor given.
 
     Returns a dict with ``protocol``, ``mAP`` (``{"0.5": percent, ...}`` keyed by the tIoU
     as written), ``average_mAP`` (``"0.1:0.5"``, ``"0.3:0.7"``, ``"0.1:0.7"``: the mean of
@@ -928,9 +1009,10 @@ def evaluate(
     known class on a video without GT segment in the subset) with ``unknown_video_rule``
     (``"false-positive"`` or ``"dropped"``), ``ignored_predictions`` (those not scored:
     ``{"unknown_video": n, "unknown_label": n, "total": n}``), ``classes_without_predictions``,
-    ``deviations`` (the record's that apply to these units), ``units``, ``notes`` (what this
-    input ran into) and ``seconds`` (wall time of the evaluation itself: reading and parsing
-    the inputs is excluded).
+    ``deviations`` (the record's that apply to these units), ``units`` (those scored),
+    ``snippets_per_second`` (the factor used in snippet units, else ``None``), ``notes``
+    (what this input ran into) and ``seconds`` (wall time of the evaluation itself: reading
+    and parsing the inputs is excluded).
     """
     rec = get_protocol(protocol)
     if tiou is None:
@@ -943,16 +1025,19 @@ def evaluate(
         raise ValueError(f"duplicate tiou thresholds in {tiou!r}")
     if empty_class_bug and not rec.empty_class_bug:
         raise ValueError(f"the class-without-predictions bug is W-TALC's; protocol {rec.name!r} does not have it")
-    if units not in rec.units:
+    if units is not None and units not in rec.units:
         raise ValueError(f"protocol {rec.name!r} scores segments in {' or '.join(rec.units)}, not {units!r}")
-    if units == "snippets" and not (isinstance(snippets_per_second, numbers.Real)
-                                    and math.isfinite(snippets_per_second) and snippets_per_second > 0):
-        raise ValueError(f"snippets_per_second must be a positive number, got {snippets_per_second!r}")
+    if snippets_per_second is not None:
+        snippets_per_second = check_snippets_per_second(snippets_per_second, "snippets_per_second")
     g = load_ground_truth(gt, subset=subset)
     p = load_predictions(preds)
     amb = load_ambiguous(ambiguous) if rec.ambiguous != "ignored" else {}
+    if units is None:
+        units = "snippets" if "snippets" in rec.units and p.snippets is not None else "seconds"
+    rate = None
     if units == "snippets":
-        g, p, amb = _to_snippets(g, p, amb, float(snippets_per_second), preds)
+        rate = _snippet_rate(rec, p, snippets_per_second, preds)
+        g, p, amb = _to_snippets(g, p, amb, rate, preds)
     t0 = time.perf_counter()  # evaluation time: file loading and parsing excluded
 
     # videos: the subset's, then the other predicted ones (unknown videos, each its own index)
@@ -1042,6 +1127,7 @@ def evaluate(
         "classes_without_predictions": without,
         "deviations": list(rec.deviations) + (list(rec.seconds_deviations) if units == "seconds" else []),
         "units": units,
+        "snippets_per_second": rate,
         "notes": notes,
         "seconds": time.perf_counter() - t0,
     }

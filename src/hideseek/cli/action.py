@@ -25,6 +25,11 @@ from hideseek.cli.demo import room_demo
 
 def _print_result(result: dict, deviations: bool = True) -> None:
     print(f"protocol {result['protocol']}")
+    if result.get("units") == "snippets":
+        rate = result["snippets_per_second"]
+        print(f"units snippets, {rate:g} per second (GT and ambiguous seconds -> int(round(seconds * {rate:g})))")
+    elif result.get("units"):
+        print(f"units {result['units']}")
     for tiou, value in result["mAP"].items():
         print(f"mAP@{tiou:<5} {value:.2f}")
     for span, value in result["average_mAP"].items():
@@ -46,6 +51,8 @@ class _EvaluateHelp(argparse.ArgumentDefaultsHelpFormatter):
     only when help is printed (they need NumPy; the parser is built on every command)."""
 
     def _get_help_string(self, action):
+        if action.dest in ("units", "snippets_per_second"):  # their help says the default
+            return action.help
         if action.dest != "tiou":
             return super()._get_help_string(action)
         from hideseek.action.protocols import PROTOCOL_RECORDS
@@ -267,12 +274,14 @@ def add_parser(rooms) -> None:
     ev.add_argument("--empty-class-bug", action="store_true",
                     help="wtalc: reproduce W-TALC's mAP 0 at every tIoU when a class has no predictions "
                          "(reported in the output either way)")
-    ev.add_argument("--units", default=UNITS[0], choices=UNITS,
-                    help="wtalc: 'snippets' reads prediction segments as snippet ranges [start, end) and scores "
-                         "them on snippet indices as W-TALC does (GT and ambiguous seconds converted by "
-                         "int(round(seconds * --snippets-per-second)))")
-    ev.add_argument("--snippets-per-second", type=float, default=25.0 / 16.0,
-                    help="--units snippets: W-TALC's factor (25/16 for I3D at 25 fps, 16-frame snippets)")
+    ev.add_argument("--units", choices=UNITS,
+                    help="wtalc: 'snippets' scores snippet ranges [start, end) on snippet indices as W-TALC does "
+                         "(each prediction's 'snippets' field, else its segment; GT and ambiguous seconds "
+                         "converted by int(round(seconds * --snippets-per-second))); default: snippets when the "
+                         "predictions carry 'snippets' ranges (as detect and train write them), else seconds")
+    ev.add_argument("--snippets-per-second", type=float,
+                    help="units snippets: W-TALC's factor; default: the predictions' own 'snippets_per_second', "
+                         "else 25/16 (I3D: 25 fps, 16-frame snippets)")
     ev.add_argument("--output", help="write the result JSON here")
     ev.add_argument("--checkpoint", help="a run's last.pt: detect and score its test videos instead")
     ev.add_argument("--output-dir",
