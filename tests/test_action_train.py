@@ -174,5 +174,9 @@ def test_train_on_the_public_i3d_split_layout(tmp_path, capsys):
     test_vids = (root / "split_test.txt").read_text().split()
     n_gt = sum(len(gt[v]["annotations"]) for v in test_vids)
     assert all(r["metrics"]["num_ground_truth"] == n_gt for r in rows)
+    # the I3D grid (16 frames at 25 fps): wtalc scores W-TALC's snippet units at its own 25/16
+    units = {r["policy"]["name"]: (r["policy"]["units"], r["policy"]["snippets_per_second"]) for r in rows}
+    assert units["wtalc"] == ("snippets", 25 / 16) and units["thumos14"] == ("seconds", None)
+    assert json.loads((tmp_path / "run" / "predictions-test.json").read_text())["snippets_per_second"] == 25 / 16
     config, model, _ = load_run(tmp_path / "run" / "last.pt")
     assert config.dataset == "i3d-split" and model is not None

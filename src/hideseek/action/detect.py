@@ -1,4 +1,4 @@
-"""Temporal CAM -> action segments in seconds, as ActivityNet-style prediction JSON.
+"""Temporal CAM -> action segments in seconds (and snippets), as ActivityNet-style prediction JSON.
 
 Per video (:func:`detect_video`):
 
@@ -11,7 +11,8 @@ Per video (:func:`detect_video`):
    absolute ones compare the activation itself. Maximal runs of consecutive such snippets
    are segments; snippet ``t`` covers ``[t * stride_s, t * stride_s + snippet_s)``, so
    run ``a..b`` is ``[a * stride_s, b * stride_s + snippet_s]`` (clipped to the video's
-   duration when known). Segments shorter than ``min_length_s`` are dropped. Several
+   duration when known); the run is also kept as snippet indices ``[a, b + 1)`` (W-TALC's
+   units). Segments shorter than ``min_length_s`` are dropped. Several
    thresholds give multi-scale proposals of one class (overlaps are resolved by NMS).
 3. **Score.** ``score = inner + video_weight * video_score`` where ``inner`` is the mean
    activation over the run, or with ``score="outer-inner"`` that mean minus the mean
@@ -171,10 +172,13 @@ def _kept_classes(video_scores: np.ndarray, config: DetectConfig) -> np.ndarray:
 def detect_video(activation: np.ndarray, video_scores: np.ndarray, classes: Sequence[str], *, stride_s: float,
                  snippet_s: float | None = None, duration_s: float | None = None,
                  config: DetectConfig = DetectConfig()) -> list[dict]:
-    """Segments of one video: ``[{"segment": [s, e], "label", "score"}, ...]`` best first.
+    """Segments of one video: ``[{"segment": [s, e], "snippets": [a, b], "label", "score"},
+    ...]`` best first.
 
-    ``activation`` is ``(C, T)`` (already mapped by the configured activation, e.g.
-    sigmoid probabilities of the real snippets only); ``video_scores`` is ``(C,)``.
+    ``segment`` is in seconds; ``snippets`` is the same run as snippet indices ``[a, b)``
+    (``b`` exclusive, as W-TALC's rows; never clipped). ``activation`` is ``(C, T)``
+    (already mapped by the configured activation, e.g. sigmoid probabilities of the real
+    snippets only); ``video_scores`` is ``(C,)``.
     """
     act = np.asarray(activation, dtype=np.float64)
     vs = np.asarray(video_scores, dtype=np.float64)
@@ -188,7 +192,7 @@ def detect_video(activation: np.ndarray, video_scores: np.ndarray, classes: Sequ
     for c in _kept_classes(vs, config):
         a = act[c]
         peak = a.max()
-        segs, scores = [], []
+        segs, runs, scores = [], [], []
         for thr in config.thresholds:
             level = thr * peak if config.relative else thr
             if config.relative and peak <= 0:
@@ -205,25 +209,37 @@ def detect_video(activation: np.ndarray, video_scores: np.ndarray, classes: Sequ
                 continue
             inner = segment_scores(a, starts[ok], ends[ok], score=config.score, outer_ratio=config.outer_ratio)
             segs.append(np.stack([t0[ok], t1[ok]], axis=1))
+            runs.append(np.stack([starts[ok], ends[ok] + 1], axis=1))
             scores.append(inner + config.video_weight * vs[c])
         if not segs:
             continue
         seg = np.concatenate(segs)
+        run = np.concatenate(runs)
         score = np.concatenate(scores)
         if config.nms_tiou is not None:
             keep = temporal_nms(seg, score, config.nms_tiou)
         else:
             keep = np.argsort(-score, kind="stable")
-        out.extend({"segment": [float(seg[i, 0]), float(seg[i, 1])], "label": classes[c], "score": float(score[i])}
-                   for i in keep)
+        out.extend({"segment": [float(seg[i, 0]), float(seg[i, 1])], "snippets": [int(run[i, 0]), int(run[i, 1])],
+                    "label": classes[c], "score": float(score[i])} for i in keep)
     out.sort(key=lambda d: -d["score"])
     if config.max_per_video is not None:
         out = out[: config.max_per_video]
     return out
 
 
-def to_results_json(detections: Mapping[str, Sequence[Mapping]]) -> dict:
-    """ActivityNet-style predictions: ``{"version", "results": {vid: [...]}, "external_data"}``."""
+def to_results_json(detections: Mapping[str, Sequence[Mapping]], snippets_per_second: float | None = None) -> dict:
+    """ActivityNet-style predictions: ``{"version", "results": {vid: [...]}, "external_data"}``.
+
+    With ``snippets_per_second`` (the snippet grid: frames per second over frames per
+    snippet, or ``1 / stride_s``) every row also keeps its ``"snippets": [a, b)`` range and
+    the file says ``"snippets_per_second"`` at the top, so ``wtalc`` scores W-TALC's snippet
+    units (:func:`hideseek.action.protocols.evaluate`); without it the rows hold seconds
+    only (a snippet range without its grid cannot be scored).
+    """
+    if snippets_per_second is not None and (isinstance(snippets_per_second, bool) or not isinstance(
+            snippets_per_second, (int, float)) or not (math.isfinite(snippets_per_second) and snippets_per_second > 0)):
+        raise ValueError(f"snippets_per_second must be a positive number, got {snippets_per_second!r}")
     results = {}
     for vid, dets in detections.items():
         rows = []
@@ -231,16 +247,30 @@ def to_results_json(detections: Mapping[str, Sequence[Mapping]]) -> dict:
             s, e = (float(v) for v in d["segment"])
             if not (math.isfinite(s) and math.isfinite(e)) or s < 0 or e <= s:
                 raise ValueError(f"video {vid!r}: detection segment {[s, e]} is reversed, empty or negative")
-            rows.append({"segment": [s, e], "label": str(d["label"]), "score": float(d["score"])})
+            row = {"segment": [s, e], "label": str(d["label"]), "score": float(d["score"])}
+            if snippets_per_second is not None:
+                rng = d.get("snippets")
+                if not (isinstance(rng, (list, tuple)) and len(rng) == 2 and all(
+                        isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in rng)
+                        and 0 <= rng[0] < rng[1]):
+                    raise ValueError(f"video {vid!r}: detection snippets {rng!r} is not a snippet range [start, end) "
+                                     "of integers")
+                row = {"segment": [s, e], "snippets": [int(rng[0]), int(rng[1])], "label": row["label"],
+                       "score": row["score"]}
+            rows.append(row)
         results[str(vid)] = rows
-    return {"version": "hideseek-temporal-cam", "results": results, "external_data": {}}
+    out = {"version": "hideseek-temporal-cam", "results": results, "external_data": {}}
+    if snippets_per_second is not None:
+        out["snippets_per_second"] = float(snippets_per_second)
+    return out
 
 
-def write_predictions(detections: Mapping[str, Sequence[Mapping]], path: str | os.PathLike) -> Path:
+def write_predictions(detections: Mapping[str, Sequence[Mapping]], path: str | os.PathLike,
+                      snippets_per_second: float | None = None) -> Path:
     """Write :func:`to_results_json` to ``path`` (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_results_json(detections)) + "\n")
+    tmp.write_text(json.dumps(to_results_json(detections, snippets_per_second)) + "\n")
     tmp.replace(path)
     return path

@@ -17,8 +17,10 @@ again; the model masks them everywhere. The loss is multi-label binary cross-ent
 the pooled video scores.
 
 Evaluation runs the model on the test videos, turns temporal CAMs into segments
-(:mod:`hideseek.action.detect`), writes the predictions as ActivityNet-style JSON and
-scores them under each configured protocol (:func:`hideseek.action.protocols.evaluate`);
+(:mod:`hideseek.action.detect`), writes the predictions as ActivityNet-style JSON (each
+detection with its snippet range, and the grid's snippets per second: :func:`snippet_rate`)
+and scores them under each configured protocol (:func:`hideseek.action.protocols.evaluate`:
+``wtalc`` on the snippet ranges, as W-TALC, the others on the seconds);
 one record per protocol is appended to the record store. No model selection happens on
 the test set: the checkpoint scored is the last one.
 """
@@ -39,8 +41,8 @@ import torch
 from hideseek import engine
 from hideseek.action.choices import AUGMENTATIONS, DATASETS, SCHEDULES
 from hideseek.action.dataset import FeatureDataset, Segment, VideoFeatures, check_features
-from hideseek.action.detect import DetectConfig, detect_video, write_predictions
-from hideseek.action.features import FEATURE_SOURCES, load_feature_source
+from hideseek.action.detect import DetectConfig, detect_video, to_results_json, write_predictions
+from hideseek.action.features import FEATURE_SOURCES, MANIFEST, load_feature_source
 from hideseek.action.model import POOLS, TemporalCAM, normalize_temporal_cams, video_loss
 from hideseek.action.protocols import DEFAULT_TIOU, PROTOCOLS, get_protocol
 from hideseek.action.protocols import evaluate as evaluate_protocol
@@ -51,7 +53,7 @@ from hideseek.engine.lifecycle import Task, TrainParts, evaluate_run, write_reco
 from hideseek.inputs import read_json
 
 __all__ = ["ActionConfig", "build_model", "evaluate_checkpoint", "evaluate_model", "load_feature_folder",
-           "load_run", "open_data", "train", "video_map"]
+           "load_run", "open_data", "snippet_rate", "train", "video_map"]
 
 
 @dataclass
@@ -208,24 +210,50 @@ def load_feature_folder(features_dir: str | Path, ground_truth: str | Path | dic
 
 
 def open_data(config: ActionConfig, progress: bool = True) -> dict:
-    """``{"train": FeatureDataset, "test": FeatureDataset, "classes", "snippet_s"}``."""
+    """``{"train": FeatureDataset, "test": FeatureDataset, "classes", "snippet_s", "ambiguous",
+    "snippets_per_second"}`` (the test videos' snippet grid, :func:`snippet_rate`)."""
     if config.dataset == "synthetic":
         from hideseek.action.synthetic import SyntheticVideo, SyntheticVideoConfig
 
         bench = SyntheticVideo(SyntheticVideoConfig.from_dict(config.synthetic), progress=progress)
         train_v, test_v = bench.videos("train"), bench.videos("test")
         snippet_s = bench.config.stride_s
+        rate = snippet_rate(test_v, fps=bench.config.fps, frames=bench.config.snippet)
     elif config.dataset == "features":
         train_v = load_feature_folder(config.features_dir, config.ground_truth, config.train_subset,
                                       stride_s=config.stride_s, snippet_s=config.snippet_s)
         test_v = load_feature_folder(config.features_dir, config.ground_truth, config.test_subset,
                                      stride_s=config.stride_s, snippet_s=config.snippet_s)
         snippet_s = config.snippet_s or config.stride_s
+        rate = snippet_rate(test_v)  # only the stride is known
     else:
         return _open_feature_source(config)
     classes = sorted({lab for v in train_v + test_v for lab in v.labels})
     return {"train": FeatureDataset(train_v, classes), "test": FeatureDataset(test_v, classes),
-            "classes": classes, "snippet_s": float(snippet_s), "ambiguous": None}
+            "classes": classes, "snippet_s": float(snippet_s), "ambiguous": None, "snippets_per_second": rate}
+
+
+def snippet_rate(videos: Sequence[VideoFeatures], *, fps: float | None = None,
+                 frames: int | None = None) -> float | None:
+    """Snippets per second of the videos' common snippet grid (W-TALC's ``factor``), or
+    ``None`` when they do not share one (then no snippet units are written).
+
+    Per video it is ``fps / frames`` when the features say their frame rate (``fps``;
+    ``None``: each video's own ``fps``) and frames per snippet (``frames``), the exact
+    fraction rounded once (I3D: 25 / 16 = 1.5625, W-TALC's literal ``25.0/16.0``), else
+    ``1 / stride_s``, which rounds twice and is often one ulp off the fraction (16 frames at
+    30000/1001 fps: 1.8731268731268729 against 1.873126873126873; 7 frames at 25 fps; I3D's
+    16 at 25 and the synthetic benchmark's 4 at 8 happen to agree). A fraction that does not
+    describe the video's stride (to 1e-9) is not used for it.
+    """
+    rates = set()
+    for v in videos:
+        rate = 1.0 / v.stride_s
+        video_fps = fps if fps is not None else v.fps
+        if frames and video_fps and math.isclose(float(video_fps) / frames * v.stride_s, 1.0, rel_tol=1e-9):
+            rate = float(video_fps) / frames
+        rates.add(rate)
+    return rates.pop() if len(rates) == 1 else None
 
 
 def _open_feature_source(config: ActionConfig) -> dict:
@@ -247,8 +275,15 @@ def _open_feature_source(config: ActionConfig) -> dict:
     classes = list(train.classes) if train.classes else sorted({lab for v in train.videos for lab in v.labels})
     test_v = [dataclasses.replace(v, subset=config.test_subset) for v in test.videos]
     snippet_s = config.snippet_s or test_v[0].extra.get("snippet_s", test_v[0].stride_s)
+    if config.dataset == "extracted":  # the manifest says the frame rate (None: each video's own) and frames
+        manifest = read_json(Path(config.features_dir) / MANIFEST, expect=dict, what="feature manifest")
+        settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+        rate = snippet_rate(test_v, fps=settings.get("fps"), frames=settings.get("snippet"))
+    else:  # the public I3D features: 16-frame snippets at 25 fps (unless --stride-s says otherwise)
+        rate = snippet_rate(test_v, fps=25.0, frames=16)
     return {"train": FeatureDataset(train.videos, classes), "test": FeatureDataset(test_v, classes),
-            "classes": classes, "snippet_s": float(snippet_s), "ambiguous": test.ambiguous or None}
+            "classes": classes, "snippet_s": float(snippet_s), "ambiguous": test.ambiguous or None,
+            "snippets_per_second": rate}
 
 
 def _feature_stats(dataset: FeatureDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -381,16 +416,22 @@ def evaluate_model(model: TemporalCAM, config: ActionConfig, data: dict, *, ctx:
     labels = np.stack([test.label_vector(v).numpy() for v in test.videos])
     scores = np.stack([detector.scores[i] for i in range(len(test))])
     out["video mAP"] = video_map(scores, labels)
-    preds = {"results": detector.detections}
+    # the file and the protocols get the same rows: seconds, and the snippet ranges with their
+    # grid, which wtalc scores (W-TALC's units) while the other protocols score the seconds
+    rate = data.get("snippets_per_second")
+    preds = to_results_json(detector.detections, rate)
     if output_dir is not None and ctx.is_main:
         path = output_dir / f"predictions-{config.test_subset}.json"
-        out["predictions"] = str(write_predictions(detector.detections, path))
+        out["predictions"] = str(write_predictions(detector.detections, path, rate))
         (output_dir / f"gt-{config.test_subset}.json").write_text(json.dumps(gt) + "\n")
     ambiguous = config.ambiguous or data.get("ambiguous")
     for protocol in config.protocols:
         uses_ambiguous = get_protocol(protocol).ambiguous != "ignored"
         result = evaluate_protocol(gt, preds, protocol=protocol, tiou=config.tiou,
                                    ambiguous=ambiguous if uses_ambiguous else None, subset=config.test_subset)
+        if rate is None and "snippets" in get_protocol(protocol).units:
+            result["notes"].append("the test videos share no snippet grid (their strides differ), so the "
+                                   "detections carry no snippet ranges: scored in seconds")
         out[protocol] = result
         if output_dir is not None and ctx.is_main:
             (output_dir / f"eval-{config.test_subset}-{protocol}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -417,7 +458,9 @@ def _records(config: ActionConfig, run: str, results: dict, ctx, wall_time: floa
     for protocol in config.protocols:
         write_record("action", config, run=run, split=config.test_subset,
                      metrics=flat_metrics(results[protocol], results["video mAP"]),
-                     policy={"name": protocol, "detect": config.detect_config.to_dict()}, ctx=ctx,
+                     policy={"name": protocol, "detect": config.detect_config.to_dict(),
+                             "units": results[protocol]["units"],
+                             "snippets_per_second": results[protocol]["snippets_per_second"]}, ctx=ctx,
                      wall_time=wall_time, records=records)
 
 
