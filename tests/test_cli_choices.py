@@ -170,3 +170,16 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys):
     assert main(["bench", "report", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: [Errno 2]") and str(missing) in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["results", "table", "--digits", "-1"], "hideseek results table: argument --digits: expected a whole number"),
+    (["loc", "trian"], "hideseek loc: argument VERB: invalid choice: 'trian'"),
+    (["loc", "train", "--epochs", "x"], "hideseek loc train: argument --epochs: invalid int value: 'x'"),
+])
+def test_option_errors_are_one_line_and_exit_2(capsys, argv, needle):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err

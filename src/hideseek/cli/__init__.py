@@ -21,11 +21,20 @@ from hideseek.cli import action, augment, bench, demo, loc, reproduce, results, 
 from hideseek.cli.common import UserError
 from hideseek.inputs import InputError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["OneLineParser", "build_parser", "main"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the project's error shape: a bad option is one line on stderr
+    (``error: hideseek loc train: argument --epochs: ...``) and exit code 2, without
+    argparse's usage block (``--help`` shows it). Subparsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hideseek",
         description="Hide-and-Seek and weakly-supervised localization benchmarks.",
         epilog="Run 'hideseek <room> --help' for a room's verbs.",
