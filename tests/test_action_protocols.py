@@ -89,8 +89,9 @@ def test_interpolation_differs_after_early_fp():
 def test_tied_scores():
     # GT [0,10]; an FP [30,40] and a TP [0,10] both scored 0.5, FP listed first.
     # Each protocol ranks tied scores as its reference's sort does:
-    # activitynet: np.argsort(score)[::-1]; wtalc: np.argsort(-score) (NumPy's default,
-    #   unstable kind: the order is NumPy's, computed here the same way);
+    # activitynet: np.argsort(score)[::-1]; wtalc: np.argsort(-score) over W-TALC's rows
+    #   (video, then start time) (NumPy's default, unstable kind: the order is NumPy's,
+    #   computed here the same way);
     # thumos14 (updated kit): stable, input order -> flags [0,1] -> AP 1/2;
     # thumos14-2014: TPs concatenated before FPs, then a stable sort -> flags [1,0] -> 100.
     # Flags [0,1]: interpolated and non-interpolated AP 50; [1,0]: 100.
@@ -99,8 +100,9 @@ def test_tied_scores():
     for preds in ([(30, 40, "A", 0.5), (0, 10, "A", 0.5)], [(0, 10, "A", 0.5), (30, 40, "A", 0.5)]):
         pred = _pred({"v": preds})
         tp_at = [i for i, r in enumerate(preds) if r[0] == 0][0]
-        first = {"activitynet": int(np.argsort(scores)[::-1][0]), "wtalc": int(np.argsort(-scores)[0]),
-                 "thumos14": 0}
+        # wtalc ranks W-TALC's rows, each video's by start time: the TP [0, 10] is row 0 there
+        first = {"activitynet": int(np.argsort(scores)[::-1][0]),
+                 "wtalc": tp_at if int(np.argsort(-scores)[0]) == 0 else 1 - tp_at, "thumos14": 0}
         for p, i in first.items():
             assert _map(gt, pred, p) == (100.0 if i == tp_at else 50.0), p
         assert _map(gt, pred, "thumos14-2014") == pytest.approx(100.0, abs=1e-12)  # 11 * (1/11)

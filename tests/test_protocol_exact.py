@@ -127,6 +127,13 @@ def _union_iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
+def _wtalc_rows(rows, case):
+    """The order getLocMAP builds a class's rows in: video by video (the dataset's, i.e. the
+    ground truth's order), each video's runs by start time."""
+    videos = list(dict.fromkeys(r[0] for r in case["gt_rows"]))
+    return sorted(rows, key=lambda p: (videos.index(p[0]), p[1]))
+
+
 def ref_wtalc(case, thresholds, empty_class_bug=False):
     """getLocMAP on seconds: videos with GT segments only (their predictions kept, the
     others' dropped), classes sorted by name, ambiguous-overlapping predictions removed,
@@ -138,7 +145,7 @@ def ref_wtalc(case, thresholds, empty_class_bug=False):
     for th in thresholds:
         ap, bug = [], False
         for c in classes:
-            segment_predict = [p for p in case["pred_rows"] if p[3] == c and p[0] in kept]
+            segment_predict = _wtalc_rows([p for p in case["pred_rows"] if p[3] == c and p[0] in kept], case)
             segment_predict = [p for p in segment_predict
                                if not any(a[0] == p[0] and min(p[2], a[2]) - max(p[1], a[1]) > 0
                                           for a in case["amb_rows"])]
@@ -481,7 +488,7 @@ def ref_wtalc_snippets(case, thresholds, factor):
     for th in thresholds:
         ap = []
         for c in classes:
-            segment_predict = [p for p in case["pred_rows"] if p[3] == c and p[0] in kept]
+            segment_predict = _wtalc_rows([p for p in case["pred_rows"] if p[3] == c and p[0] in kept], case)
             segment_predict = [p for p in segment_predict
                                if not any(a[0] == p[0] and set_iou(gt_range(a[1], a[2]), set(range(int(p[1]), int(p[2]))))
                                           > 0 for a in case["amb_rows"])]

@@ -28,8 +28,8 @@ I3D = 25.0 / 16.0  # W-TALC's factor for I3D features
 
 
 def wtalc_reference(gt, rows, ambiguous, thresholds, factor):
-    """getLocMAP on prediction rows ``(video, s, e, label, score)`` (snippet indices, in input
-    order): videos without GT dropped, classes sorted by name, ambiguous overlaps removed, the
+    """getLocMAP on prediction rows ``(video, s, e, label, score)`` (snippet indices, put in
+    its row order): videos without GT dropped, classes sorted by name, ambiguous overlaps removed, the
     rest ranked by ``np.argsort(-score)``, first-fit matching on index sets, non-interpolated
     AP, ``100 * np.mean``. Returns ``({class: [AP per threshold]}, [mAP per threshold])``."""
     def to_range(s, e):
@@ -47,7 +47,8 @@ def wtalc_reference(gt, rows, ambiguous, thresholds, factor):
     for th in thresholds:
         aps = []
         for c in classes:
-            preds = [r for r in rows if r[3] == c and r[0] in kept]
+            # getLocMAP's rows: video by video in dataset order, each video's runs by start
+            preds = sorted((r for r in rows if r[3] == c and r[0] in kept), key=lambda r: (kept.index(r[0]), r[1]))
             preds = [r for r in preds if not any(a[0] == r[0] and iou(to_range(a[1], a[2]), set(range(r[1], r[2]))) > 0
                                                  for a in ambiguous)]
             if not preds:

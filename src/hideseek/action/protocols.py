@@ -79,8 +79,10 @@ Protocols (``protocol=``; the record of each says the same in fields)
     ``int(round(seconds * snippets_per_second))``, overlaps counted on the index sets), else
     on segments in seconds. Predictions of videos
     without GT are dropped; every prediction that overlaps an ambiguous segment of its
-    video is removed (intersection ``> 0``), matched or not; the rest, in input order, are
-    ranked by ``np.argsort(-scores)`` (NumPy's default kind on the negated scores). Each
+    video is removed (intersection ``> 0``), matched or not; the rest, in W-TALC's row order
+    (videos in the ground truth's order, each video's predictions by start time, input order
+    on equal starts), are ranked by ``np.argsort(-scores)`` (NumPy's default kind on the
+    negated scores), so tied scores fall as in W-TALC whatever order the file lists them in. Each
     takes the *first* GT of the class in its video, in annotation order, that is still free
     and has tIoU ``>= t``. AP is not interpolated (0 without any TP); mAP is
     ``100 * np.mean(ap)`` over the classes sorted by name. W-TALC's own code returns 0 for
@@ -303,8 +305,6 @@ WTALC = Protocol(
         "(empty_class_bug=True reproduces it; the output names such classes either way)",
         "scores and segments come from a predictions JSON: W-TALC's own segment extraction from the T-CAM "
         "(mid-range threshold, class-score gating) is the detector's job here (hideseek.action.detect)",
-        "input order is the JSON order; W-TALC's is dataset video order, then time: write predictions in that "
-        "order for its tie order",
         _STRING_SCORES,
     ),
 )
@@ -868,10 +868,14 @@ def _wtalc_class(c: _Class, thr: np.ndarray, amb_by_vid: dict[int, np.ndarray],
 
     ``iou``: :func:`segment_iou` on seconds, :func:`range_iou` on snippet ranges (there an
     ambiguous range overlaps when the intersection is non-empty, as in seconds)."""
-    keep = np.ones(len(c.p_vid), dtype=bool)
-    for v, idx in _group_index(c.p_vid).items():
-        keep[idx[_overlaps_any(c.p_seg[idx], amb_by_vid.get(v))]] = False
-    p_vid, p_seg, p_score = c.p_vid[keep], c.p_seg[keep], c.p_score[keep]
+    # W-TALC builds a class's rows video by video (the annotation order), each video's runs in
+    # time order, and ties in score fall in that order: put the rows so before ranking them
+    rows = np.lexsort((c.p_seg[:, 0], c.p_vid)) if len(c.p_vid) else np.zeros(0, dtype=np.int64)
+    c_vid, c_seg, c_score = c.p_vid[rows], c.p_seg[rows], c.p_score[rows]
+    keep = np.ones(len(c_vid), dtype=bool)
+    for v, idx in _group_index(c_vid).items():
+        keep[idx[_overlaps_any(c_seg[idx], amb_by_vid.get(v))]] = False
+    p_vid, p_seg, p_score = c_vid[keep], c_seg[keep], c_score[keep]
     if len(p_vid) == 0:
         return np.zeros(len(thr)), 0
     order = np.argsort(-p_score)  # the reference's sort: default kind on the negated scores
