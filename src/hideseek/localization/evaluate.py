@@ -242,7 +242,10 @@ def evaluate_scoremaps(
     ``GT-known Loc`` and, with ``predictions``, ``Top-1 Loc``/``Top-5 Loc`` and the
     classification accuracies. Mask splits (``mask_root`` required) give ``PxAP``. Every
     result names its ``policy``, counts ``num_images`` and ``num_constant_maps`` (maps with
-    one value everywhere, evaluated as the reference does), and ``seconds`` spent.
+    one value everywhere, evaluated as the reference does), and ``seconds`` spent, then
+    ``curves``: the BoxAcc(tau) curves or the PxAP precision-recall curve the numbers are
+    read from (:meth:`BoxAccuracy.compute <hideseek.localization.metrics.BoxAccuracy.compute>`,
+    :class:`~hideseek.localization.metrics.PixelAP`).
     ``scoremaps`` is a folder of ``<image_id>.npy`` files, or a function giving the
     ``(resize_length, resize_length)`` map of an image id (e.g. a baseline without a model).
 
@@ -366,4 +369,5 @@ def evaluate_scoremaps(
     result["cam_curve_interval"] = cam_curve_interval
     result["metadata"] = str(meta.root)
     result["seconds"] = time.perf_counter() - start
+    result["curves"] = result.pop("curves")  # last: the long lists after the numbers
     return result

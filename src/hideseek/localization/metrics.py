@@ -26,6 +26,9 @@ Definitions follow the public WSOL benchmark (see REFERENCE.md):
   switches to > 0.5): GT-known Loc (box of the GT-class map hits), Top-1 Loc (top-1 class
   correct and the box hits), Top-5 Loc (GT class in the top 5 and the box hits).
 * ``PxAP``: area under the pixel precision-recall curve over score histograms.
+
+``compute()`` also returns ``curves``: the whole BoxAcc(tau) curves (``BoxAccuracy``) or
+the PxAP precision-recall curve (``PixelAP``) its numbers are read from, in JSON types.
 """
 
 from __future__ import annotations
@@ -341,7 +344,27 @@ class BoxAccuracy(Metric):
         out["iou_convention"] = "IoU > d/100" if self.strict_iou else "IoU >= d/100"
         out["num_images"] = n
         out["policy"] = policy.describe()
+        out["curves"] = self._curves(acc_mode, acc_all, acc_largest)
         return out
+
+    def _curves(self, acc_mode: np.ndarray, acc_all: np.ndarray, acc_largest: np.ndarray) -> dict:
+        """The BoxAcc(tau) curves over the grid, the very numbers the policies choose among.
+
+        ``thresholds``: the grid; ``BoxAcc``: per IoU threshold of ``MaxBoxAcc``, boxes of its
+        ``box_mode``; ``BoxAccV2``: IoU 30/50/70, all contours; ``BoxAccV1``: IoU 50, largest
+        contour (the curve of ``MaxBoxAccV1`` / ``GT-known Loc``). Percent. A fixed policy's
+        literal tau off the grid is not a point of these curves."""
+        grid = len(self.thresholds)
+
+        def row(table: np.ndarray, d: int) -> list[float]:
+            return [float(v) for v in table[self._ious.index(d), :grid]]
+
+        return {
+            "thresholds": [float(t) for t in self.thresholds],
+            "BoxAcc": {str(d): row(acc_mode, d) for d in self.iou_thresholds},
+            "BoxAccV2": {str(d): row(acc_all, d) for d in V2_IOU_THRESHOLDS},
+            "BoxAccV1": {str(LOC_IOU_THRESHOLD): row(acc_largest, LOC_IOU_THRESHOLD)},
+        }
 
 
 class PixelAP(Metric):
@@ -349,7 +372,11 @@ class PixelAP(Metric):
 
     GT masks use 1 = foreground, 0 = background, any other value (255) = ignore. Scores
     are binned into ``[t_0, t_1), ..., [t_last, 1), [1, 2), [2, 3]`` as in the reference;
-    precision and recall are read off the reversed cumulative histograms.
+    precision and recall are read off the reversed cumulative histograms. ``compute()``
+    returns that curve under ``curves["PxAP"]``: point k counts the pixels scoring >=
+    ``thresholds[k]`` (``2, 1, t_last, ..., t_0``), its precision ``None`` where no pixel
+    does, and ``PxAP = 100 * sum(precision[k] * (recall[k] - recall[k-1]))`` over the points
+    k >= 1 whose precision is defined.
     """
 
     _states = ("hist_positive", "hist_negative")
@@ -395,7 +422,13 @@ class PixelAP(Metric):
             precision = tp / (tp + fp)
             recall = tp / (tp + fn)
         area = (precision[1:] * np.diff(recall))[nonzero[1:]].sum()
-        return {"PxAP": float(area * 100), "num_pixels": int(positive.sum() + negative.sum())}
+        # point k counts the pixels scoring >= cuts[k]: the bin edges, highest first
+        cuts = self.edges[:-1][::-1]
+        curve = {"thresholds": [float(t) for t in cuts],
+                 "precision": [float(p) if keep else None for p, keep in zip(precision, nonzero)],
+                 "recall": [float(r) for r in recall]}
+        return {"PxAP": float(area * 100), "num_pixels": int(positive.sum() + negative.sum()),
+                "curves": {"PxAP": curve}}
 
 
 # --------------------------------------------------------------------------- functional twins

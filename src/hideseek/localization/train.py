@@ -295,9 +295,14 @@ class _Scorer:
 
     def compute(self, policy: ThresholdPolicy) -> dict:
         result = self.boxes.compute(policy) if self.boxes is not None else {"policy": policy.describe()}
+        curves = result.pop("curves", {})
         result.update(self.classification.compute())
         if self.pxap is not None:
-            result.update(self.pxap.compute())
+            pixels = self.pxap.compute()
+            curves.update(pixels.pop("curves"))
+            result.update(pixels)
+        if curves:  # BoxAcc(tau) and the PxAP PR curve side by side, after the numbers
+            result["curves"] = curves
         return result
 
 
@@ -332,7 +337,9 @@ def evaluate_model(model: CAMNet, config: LocConfig, dataset: WSOLDataset, *, ct
 
 
 def _record(config: LocConfig, run: str, split: str, result: dict, ctx, wall_time: float, records: Path | None) -> None:
-    write_record("loc", config, run=run, split=split, metrics={k: v for k, v in result.items() if k != "policy"},
+    # a record is a table row: the curves (hundreds of numbers, thousands at the 0.001 grid) stay in the JSON
+    write_record("loc", config, run=run, split=split,
+                 metrics={k: v for k, v in result.items() if k not in ("policy", "curves")},
                  policy=result["policy"], ctx=ctx, wall_time=wall_time, records=records)
 
 
