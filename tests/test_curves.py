@@ -1,5 +1,5 @@
 """Threshold curves: ``loc evaluate`` keeps the BoxAcc(tau) and PxAP precision-recall curves its
-numbers are read from.
+numbers are read from, and ``results plot`` draws them.
 
 The curves are checked against re-implementations written here from the reference's
 definitions (clovaai/wsolevaluation ``evaluation.py``):
@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -256,6 +257,108 @@ def test_pxap_curve_is_the_reference_curve_and_integrates_to_pxap(tmp_path_facto
     # numpy's pairwise one, so equal to rounding (1e-12 of a value <= 100)
     area = sum(p * (recall[k] - recall[k - 1]) for k, p in enumerate(curve["precision"]) if k >= 1 and p is not None)
     assert math.isclose(100 * area, result["PxAP"], rel_tol=0, abs_tol=1e-12)
+
+
+# --------------------------------------------------------------------------- results plot
+
+
+@pytest.fixture
+def two_runs(tmp_path, capsys):
+    """Two box evaluations and a mask evaluation, as ``loc evaluate --output`` writes them."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(4):
+        scoremap = np.full((SIZE, SIZE), 0.1)
+        x0, y0 = rng.integers(0, SIZE // 2, size=2)
+        scoremap[y0:y0 + 8, x0:x0 + 8] = 0.6
+        scoremap[y0 + 2:y0 + 5, x0 + 2:x0 + 5] = 0.95
+        cases.append((scoremap, [(int(x0), int(y0), int(x0) + 9, int(y0) + 9)]))
+    split, maps = write_box_split(tmp_path / "a", cases)
+    first = evaluate(tmp_path, capsys, split, maps, 0.01)
+    split, maps = write_box_split(tmp_path / "b", [(np.sqrt(m), b) for m, b in cases])
+    second = evaluate(tmp_path, capsys, split, maps, 0.01)
+    msplit, mask_root, mmaps = write_mask_split(tmp_path / "m", mask_cases([1, 2], True))
+    pixels = evaluate(tmp_path, capsys, msplit, mmaps, 0.01, "--mask-root", mask_root)
+    files = {"cam": tmp_path / "cam.json", "sqrt": tmp_path / "sqrt.json", "mask": tmp_path / "mask.json"}
+    for path, result in zip(files.values(), (first, second, pixels)):
+        path.write_text(json.dumps(result))
+    return files
+
+
+def read_png(path: Path) -> tuple[int, int]:
+    assert path.stat().st_size > 1000
+    with Image.open(path) as image:
+        image.load()
+        assert image.format == "PNG"
+        assert np.asarray(image.convert("L")).std() > 0  # something is drawn
+        return image.size
+
+
+def test_plot_writes_a_png_from_two_files(tmp_path, capsys, two_runs):
+    output = tmp_path / "figs" / "curves.png"
+    code, out, err = run(capsys, "results", "plot", two_runs["cam"], two_runs["sqrt"], "--labels", "CAM", "sqrt CAM",
+                         "--output", output)
+    assert code == 0, err
+    assert f"wrote {output}" in out
+    width, height = read_png(output)
+    assert width > 2 * height  # three panels side by side (IoU 30, 50, 70)
+    assert not list(output.parent.glob(".*"))  # no temporary file left
+
+
+@pytest.mark.parametrize("curve", ["BoxAcc", "BoxAccV1"])
+def test_plot_other_box_curves_with_the_pr_panel_and_a_pdf(tmp_path, capsys, two_runs, curve):
+    png, pdf = tmp_path / "c.png", tmp_path / "c.pdf"
+    files = (two_runs["cam"], two_runs["mask"])
+    assert run(capsys, "results", "plot", *files, "--curve", curve, "--output", png)[0] == 0
+    read_png(png)
+    assert run(capsys, "results", "plot", *files, "--curve", curve, "--output", pdf)[0] == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_plot_reads_checkpoint_output_by_split(tmp_path, capsys, two_runs):
+    """``loc evaluate --checkpoint`` writes one result per split."""
+    per_split = tmp_path / "ckpt.json"
+    cam = json.loads(two_runs["cam"].read_text())
+    per_split.write_text(json.dumps({"val": cam, "test": cam, "test_calibrated": cam}))
+    assert run(capsys, "results", "plot", per_split, "--output", tmp_path / "t.png")[0] == 0
+    assert run(capsys, "results", "plot", per_split, "--split", "val", "--output", tmp_path / "v.png")[0] == 0
+    code, _, err = run(capsys, "results", "plot", per_split, "--split", "train", "--output", tmp_path / "x.png")
+    one_line_error(code, err, str(per_split), "'train'")
+
+
+def test_plot_errors_are_one_line_naming_the_file(tmp_path, capsys, two_runs):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"MaxBoxAcc": {"50": 80.0}, "MaxBoxAccV2": 70.0}))
+    output = tmp_path / "out.png"
+    code, _, err = run(capsys, "results", "plot", two_runs["cam"], old, "--output", output)
+    one_line_error(code, err, str(old), "no threshold curves")
+    assert not output.exists()
+
+    broken = tmp_path / "broken.json"
+    result = json.loads(two_runs["cam"].read_text())
+    result["curves"]["BoxAccV2"]["50"] = result["curves"]["BoxAccV2"]["50"][:-1]
+    broken.write_text(json.dumps(result))
+    code, _, err = run(capsys, "results", "plot", broken, "--output", output)
+    one_line_error(code, err, str(broken), "BoxAccV2.50", "one per threshold")
+
+    code, _, err = run(capsys, "results", "plot", two_runs["cam"], "--labels", "a", "b", "--output", output)
+    one_line_error(code, err, "--labels", "2 labels for 1 files")
+    code, _, err = run(capsys, "results", "plot", two_runs["cam"], "--output", tmp_path / "fig.jpg")
+    one_line_error(code, err, "fig.jpg", ".png")
+    with pytest.raises(SystemExit) as refused:  # an option refused by argparse, as one line too
+        main(["results", "plot", str(two_runs["cam"]), "--curve", "MaxBoxAcc", "--output", str(output)])
+    one_line_error(refused.value.code, capsys.readouterr().err, "--curve", "BoxAccV2")
+    code, _, err = run(capsys, "results", "plot", tmp_path / "missing.json", "--output", output)
+    one_line_error(code, err, "missing.json", "not found")
+    assert not output.exists()
+
+
+def test_plot_checks_the_output_before_reading(tmp_path, capsys, two_runs):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "results", "plot", tmp_path / "missing.json", "--output", blocker / "fig.png")
+    one_line_error(code, err, str(blocker / "fig.png"))
+    assert "missing.json" not in err  # refused before any input was read
 
 
 # --------------------------------------------------------------------------- training and --checkpoint
