@@ -427,10 +427,13 @@ load_run = TASK.load_run
 
 def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] = ("val", "test"),
                         records: str | Path | None = None, scoremap_dir: str | Path | None = None,
-                        device: str | None = None, progress: bool = True) -> dict:
-    """Evaluate a saved run on its own data; returns ``{split: result}`` like training does."""
-    return evaluate_run(TASK, checkpoint, overrides={"device": device, "eval_splits": tuple(splits)}, records=records,
-                        progress=progress, scoremap_dir=scoremap_dir)
+                        device: str | None = None, progress: bool = True, cam_method: str | None = None) -> dict:
+    """Evaluate a saved run on its own data; returns ``{split: result}`` like training does.
+
+    ``cam_method`` scores another CAM method than the run's own (:mod:`hideseek.cam.methods`)."""
+    return evaluate_run(TASK, checkpoint, overrides={"device": device, "eval_splits": tuple(splits),
+                                                     "cam_method": cam_method},
+                        records=records, progress=progress, scoremap_dir=scoremap_dir)
 
 
 def evaluate_benchmark_checkpoint(checkpoint: str | Path, architecture: str, method: str, *, data_root: str,
