@@ -15,3 +15,20 @@ ORACLE = "oracle"
 FIXED = "fixed"
 CALIBRATED = "calibrated"
 POLICIES = (ORACLE, FIXED, CALIBRATED)
+
+# CAM methods (:mod:`hideseek.cam.methods`): vanilla CAM (the default), the Grad-CAM family of
+# the ``grad-cam`` package (pytorch_grad_cam) under its class names in lower case, and
+# attention rollout for ViT backbones
+CAM = "cam"
+GRAD_CAM_CLASSES = {  # method name -> pytorch_grad_cam class
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "eigencam": "EigenCAM",
+    "layercam": "LayerCAM",
+    "hirescam": "HiResCAM",
+}
+ROLLOUT = "rollout"
+CAM_METHOD_NAMES = (CAM, *GRAD_CAM_CLASSES, ROLLOUT)

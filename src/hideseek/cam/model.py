@@ -20,7 +20,25 @@ from hideseek.cam.choices import POOLS
 from hideseek.cam.maps import resize_cams
 from hideseek.cam.methods import ClassChoice, compute_cams
 
-__all__ = ["CAMNet", "POOLS"]
+__all__ = ["CAMNet", "FeatureMap", "POOLS"]
+
+
+class FeatureMap(nn.Module):
+    """The last feature map's named place: the identity, so a CAM method can hook it (the
+    ``grad-cam`` package's target layer) without changing what it returns.
+
+    With ``stop_gradient`` set (only while a gradient CAM method runs) its output is a new
+    leaf that requires gradients, so backpropagation from the logits stops at the feature
+    map: the gradients there are the same, and the backbone's are never computed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop_gradient = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stop_gradient and torch.is_grad_enabled():
+            return x.detach().requires_grad_(True)
+        return x
 
 
 def _create(name: str, kwargs: dict) -> nn.Module:
@@ -146,6 +164,7 @@ class CAMNet(nn.Module):
                 ) from None
             self.backbone.train()
         self.feature_hide = feature_hide
+        self.feature_map = FeatureMap()  # hook target of the last feature map (no parameters)
         self.pool = SelectAdaptivePool2d(pool_type=pool, flatten=True)
         self.classifier = nn.Linear(channels, num_classes)
         self.num_classes = num_classes
@@ -190,7 +209,7 @@ class CAMNet(nn.Module):
             raise ValueError(f"backbone {self.backbone_name!r} gave features of shape {tuple(out.shape)}, not a map")
         if self.feature_hide is not None:
             out = self.feature_hide(out)
-        return out
+        return self.feature_map(out)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes) from feature maps: pooling, then the linear classifier."""
@@ -199,6 +218,59 @@ class CAMNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes)."""
         return self.classify(self.features(x))
+
+    # ------------------------------------------------------------------ attention rollout
+
+    def _vit(self) -> nn.Module | None:
+        """The ViT whose blocks make the features (the backbone, or the model a feature-stage cut wraps)."""
+        for vit in (self.backbone, getattr(self.backbone, "model", None)):
+            if vit is not None and getattr(vit, "patch_embed", None) is not None \
+                    and getattr(vit, "cls_token", None) is not None:
+                return vit
+        return None
+
+    def attention_rollout(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention rollout (Abnar & Zuidema, 2020) of the class token over the patch grid: (B, h, w).
+
+        Every timm ``Attention`` block that runs is hooked; its attention is recomputed from
+        its input (softmax of the scaled q.k of its ``qkv`` projection, after its q/k norms),
+        averaged over heads, the identity added and each row renormalised to sum 1; the
+        layers' matrices are multiplied from the first block to the last, and the class
+        token's row over the patch tokens is laid out as the patch grid. Class-agnostic.
+        A ``ValueError`` for a backbone without a class token and such attention blocks.
+        """
+        from timm.layers import Attention
+
+        vit = self._vit()
+        blocks = [m for m in vit.modules() if isinstance(m, Attention)] if vit is not None else []
+        if not blocks:
+            raise ValueError(f"rollout needs a ViT backbone with a class token and timm Attention blocks; "
+                             f"{self.backbone_name!r} has none (use a CAM method of the feature map instead)")
+        layers: list[torch.Tensor] = []
+
+        def record(module: nn.Module, args: tuple, _output) -> None:
+            tokens = args[0]
+            b, n, _ = tokens.shape
+            qkv = module.qkv(tokens).reshape(b, n, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4)
+            q, k = module.q_norm(qkv[0]), module.k_norm(qkv[1])
+            attention = ((q * module.scale) @ k.transpose(-2, -1)).softmax(dim=-1).mean(dim=1)  # (B, N, N)
+            attention = attention + torch.eye(n, dtype=attention.dtype, device=attention.device)
+            layers.append(attention / attention.sum(dim=-1, keepdim=True))
+
+        handles = [m.register_forward_hook(record) for m in blocks]
+        try:
+            with torch.no_grad():
+                self.features(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        rollout = layers[0]
+        for attention in layers[1:]:
+            rollout = attention @ rollout
+        patch = vit.patch_embed.patch_size
+        h, w = x.shape[-2] // patch[0], x.shape[-1] // patch[1]
+        prefix = vit.num_prefix_tokens
+        return rollout[:, 0, prefix:].reshape(x.shape[0], h, w).float()
 
     # ------------------------------------------------------------------ CAMs
 

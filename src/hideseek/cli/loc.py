@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hideseek.cam.choices import FIXED, ORACLE, POLICIES
+from hideseek.cam.choices import CAM, CAM_METHOD_NAMES, FIXED, ORACLE, POLICIES
 from hideseek.cli.common import (
     UserError,
     add_image_run_options,
@@ -127,6 +127,8 @@ def _evaluate(args) -> int:
 
     if args.checkpoint:
         return _evaluate_checkpoint(args)
+    if args.cam_method is not None:
+        raise UserError("--cam-method applies to --checkpoint (saved score maps are scored as they are)")
     if args.coco:
         return _evaluate_coco(args)
     if args.center_baseline:
@@ -188,6 +190,9 @@ def _evaluate_checkpoint(args) -> int:
 
             if not (args.data_root and args.metadata_root):
                 raise UserError("--architecture needs --data-root and --metadata-root")
+            if args.cam_method not in (None, CAM):
+                raise UserError(f"--cam-method {args.cam_method} with --architecture: the benchmark's networks are "
+                                "scored with their own CAM only (cam)")
             results = evaluate_benchmark_checkpoint(
                 args.checkpoint, args.architecture, args.wsol_method, data_root=args.data_root,
                 metadata_root=args.metadata_root, mask_root=args.mask_root, large_feature_map=args.large_feature_map,
@@ -196,7 +201,8 @@ def _evaluate_checkpoint(args) -> int:
                 method_params=parse_params(args.method_param))
         else:
             results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
-                                          scoremap_dir=args.save_scoremaps, device=args.device)
+                                          scoremap_dir=args.save_scoremaps, device=args.device,
+                                          cam_method=args.cam_method)
     if is_main_rank():  # under torchrun every rank holds the same numbers
         write_json(results, args.output)
         _print_splits(results)
@@ -208,7 +214,7 @@ def _cam(args) -> int:
 
     with user_errors(ImportError, FileNotFoundError, ValueError):
         made = cam_figures(args.images, args.output, backbone=args.backbone, pretrained_file=args.pretrained_file,
-                           topk=args.topk, threshold=args.threshold, size=args.size)
+                           topk=args.topk, threshold=args.threshold, size=args.size, method=args.cam_method)
     for entry in made:
         best = ", ".join(f"{p['name']} {100 * p['probability']:.1f}%" for p in entry["predictions"])
         print(f"{entry['image']} -> {entry['figure']}: {best}")
@@ -239,7 +245,7 @@ def _train(args) -> int:
         config = LocConfig(dataset=args.dataset, data_root=args.data_root, metadata_root=args.metadata_root,
                            synthetic=synthetic_sizes(args), cam_curve_interval=args.cam_curve_interval,
                            wsol_method=args.wsol_method, method_params=parse_params(args.method_param),
-                           **image_run_fields(args))
+                           cam_method=args.cam_method, **image_run_fields(args))
         output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
         out = train(config, output, records=args.records, resume=args.resume, overwrite=args.overwrite,
                     evaluate=not args.no_eval)
@@ -282,6 +288,9 @@ def add_parser(rooms) -> None:
     ev.add_argument("--save-scoremaps", help="with --checkpoint: write test score maps as <image_id>.npy here")
     ev.add_argument("--records", default="runs/records.jsonl", help="with --checkpoint: result store to append to")
     ev.add_argument("--device", help="with --checkpoint: device override (cpu, cuda, ...)")
+    ev.add_argument("--cam-method", choices=CAM_METHOD_NAMES,
+                    help="with --checkpoint: the CAM method scored (default: the run's own, cam unless trained "
+                         "with another); the grad-cam package's methods, rollout for ViT backbones")
     bench = ev.add_argument_group(
         "a checkpoint of the public WSOL benchmark's own code ({'state_dict': ...}): --checkpoint with --architecture")
     bench.add_argument("--architecture", choices=BENCHMARK_ARCHITECTURES, help="the run's network")
@@ -342,6 +351,8 @@ def add_parser(rooms) -> None:
                     help="a method of the public WSOL benchmark (acol, spg, adl need a wsol_* backbone)")
     tr.add_argument("--method-param", action="append", default=[], metavar="KEY=VALUE",
                     help="method parameter under the benchmark's name, repeatable (e.g. acol_threshold=0.7)")
+    tr.add_argument("--cam-method", default=CAM, choices=CAM_METHOD_NAMES,
+                    help="CAM method of the run's evaluation (vanilla CAM, the grad-cam package's, rollout for ViTs)")
     tr.add_argument("--output", help="run folder (checkpoint, log); default runs/<dataset>-<backbone>-<aug>-s<seed>")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
     tr.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
@@ -366,6 +377,7 @@ def add_parser(rooms) -> None:
     cam.add_argument("--topk", type=int, default=1, help="classes shown per photo")
     cam.add_argument("--threshold", type=float, default=0.2, help="CAM threshold for the box (largest region)")
     cam.add_argument("--size", type=int, default=224, help="network input side")
+    cam.add_argument("--cam-method", default=CAM, choices=CAM_METHOD_NAMES, help="CAM method of the maps")
     cam.add_argument("--output", default="results/cam", help="output folder")
     cam.set_defaults(handler=_cam)
 

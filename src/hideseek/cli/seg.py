@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hideseek.cam.choices import CAM, CAM_METHOD_NAMES
 from hideseek.cli.common import (
     UserError,
     add_image_run_options,
@@ -27,7 +28,7 @@ def _config(args):
     return SegConfig(dataset=args.dataset, data_root=args.data_root, scenes=synthetic_sizes(args),
                      train_split=args.train_split, eval_splits=tuple(args.eval_splits) if args.eval_splits else None,
                      threshold_interval=args.threshold_interval, include_difficult=not args.no_difficult,
-                     **image_run_fields(args))
+                     cam_method=args.cam_method, **image_run_fields(args))
 
 def _print_results(results: dict) -> None:
     for split, result in results.items():
@@ -62,7 +63,8 @@ def _predict(args) -> int:
     check_writable_dir(args.output, "--output folder")
     with user_errors(FileNotFoundError, ValueError):
         out = predict(args.checkpoint, args.output, split=args.split, threshold=args.threshold,
-                      calibration=args.calibration, data_root=args.data_root, device=args.device)
+                      calibration=args.calibration, data_root=args.data_root, device=args.device,
+                      cam_method=args.cam_method)
     print(f"{out['num_images']} label PNGs of split {out['split']!r} in {args.output} "
           f"(bg_threshold {out['bg_threshold']}, policy {out['policy']['name']})")  # a fixed one as given
     return 0
@@ -75,13 +77,15 @@ def _evaluate(args) -> int:
 
         with user_errors(FileNotFoundError, ValueError):
             results = evaluate_checkpoint(args.checkpoint, splits=args.splits, records=args.records,
-                                          data_root=args.data_root, device=args.device)
+                                          data_root=args.data_root, device=args.device, cam_method=args.cam_method)
         if is_main_rank():
             write_json(results, args.output)
             _print_results(results)
         return 0
     from hideseek.segmentation.evaluate import evaluate_label_dirs
 
+    if args.cam_method is not None:
+        raise UserError("--cam-method applies to --checkpoint (label PNGs are scored as they are)")
     if not (args.predictions and args.ground_truth):
         raise UserError("give --predictions DIR and --ground-truth DIR (or --checkpoint)")
     with user_errors(FileNotFoundError, ValueError):
@@ -122,6 +126,8 @@ def add_parser(rooms) -> None:
     add_synthetic_size_options(tr, "scenes")
     add_image_run_options(tr)
     tr.add_argument("--threshold-interval", type=float, default=0.01, help="background threshold grid step")
+    tr.add_argument("--cam-method", default=CAM, choices=CAM_METHOD_NAMES,
+                    help="CAM method of the pseudo-masks (vanilla CAM, the grad-cam package's, rollout for ViTs)")
     tr.add_argument("--output", help="run folder (default runs/seg-<dataset>-<backbone>-<aug>-s<seed>)")
     tr.add_argument("--records", default="runs/records.jsonl", help="result store to append to")
     tr.add_argument("--json", help="write the results per split as JSON here (a val entry calibrates seg predict)")
@@ -145,6 +151,8 @@ def add_parser(rooms) -> None:
     thr.add_argument("--calibration", help="result JSON with the val oracle's bg_threshold (seg train --json)")
     pr.add_argument("--data-root", help="override the run's data root")
     pr.add_argument("--device", help="cpu, cuda, ...")
+    pr.add_argument("--cam-method", choices=CAM_METHOD_NAMES,
+                    help="CAM method of the pseudo-masks (default: the run's own)")
     pr.set_defaults(handler=_predict)
 
     ev = verbs.add_parser(
@@ -167,6 +175,8 @@ def add_parser(rooms) -> None:
     ev.add_argument("--data-root", help="with --checkpoint: override the run's data root")
     ev.add_argument("--records", help="with --checkpoint: result store to append to")
     ev.add_argument("--device", help="with --checkpoint: cpu, cuda, ...")
+    ev.add_argument("--cam-method", choices=CAM_METHOD_NAMES,
+                    help="with --checkpoint: CAM method of the pseudo-masks (default: the run's own)")
     ev.add_argument("--output", help="write the result JSON here")
     ev.set_defaults(handler=_evaluate)
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from hideseek.cam.methods import get_cam_method
 from hideseek.cam.model import CAMNet
 from hideseek.cam.pretrained import (
     LITE0_BACKBONE,
@@ -64,8 +65,11 @@ def explain(
     topk: int = 1,
     threshold: float = 0.2,
     size: int = 224,
+    method: str = "cam",
 ) -> list[dict]:
     """Top-k classes of one photo with their CAMs (photo resolution) and boxes.
+
+    ``method`` names the CAM method (:mod:`hideseek.cam.methods`; ``"cam"``: vanilla CAM).
 
     Each entry: ``{"index", "name", "probability", "cam" (H, W) float32 in [0, 1],
     "box" [x0, y0, x1, y1] inclusive pixel corners}``.
@@ -78,7 +82,7 @@ def explain(
     std = net.pretrained_cfg.get("std", (0.229, 0.224, 0.225))
     device = net.classifier.weight.device
     x = to_input(image, size, mean, std).to(device)
-    maps, classes, logits = net.cams(x, topk=topk, size=image.shape[:2])
+    maps, classes, logits = net.cams(x, topk=topk, size=image.shape[:2], method=method)
     probs = logits.float().softmax(dim=1)[0]
     out = []
     for k, c in enumerate(classes[0].tolist()):
@@ -140,13 +144,14 @@ def cam_figures(
     size: int = 224,
     device: str | torch.device | None = None,
     net: CAMNet | None = None,
+    method: str = "cam",
 ) -> list[dict]:
     """Write one CAM figure ``<output_dir>/<image stem>.png`` per photo.
 
     The network is :func:`~hideseek.cam.pretrained.camnet_from_imagenet`
     (``backbone``, ``pretrained_file``) unless ``net`` is given. Returns, per photo,
     ``{"image": str, "figure": str, "predictions": [{"index", "name", "probability",
-    "box"}, ...]}`` with the top-k classes, best first.
+    "box"}, ...]}`` with the top-k classes, best first. ``method``: the CAM method.
     """
     paths = [Path(p) for p in image_paths]
     if not paths:
@@ -157,6 +162,7 @@ def cam_figures(
         raise ValueError(f"topk {topk!r}: expected an integer >= 1")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold!r}: expected a number in [0, 1]")
+    get_cam_method(method)  # an unknown name fails before the model is loaded
     photos = [load_photo(p) for p in paths]  # fail on a missing file before loading the model
     if net is None:
         net = camnet_from_imagenet(backbone, pretrained_file)
@@ -174,7 +180,7 @@ def cam_figures(
         used[stem] = used.get(stem, 0) + 1
         if used[stem] > 1:
             stem = f"{stem}-{used[stem]}"
-        predictions = explain(net, photo, names, topk=topk, threshold=threshold, size=size)
+        predictions = explain(net, photo, names, topk=topk, threshold=threshold, size=size, method=method)
         figure = render(photo, predictions, threshold, output_dir / f"{stem}.png")
         results.append(
             dict(

@@ -250,20 +250,22 @@ load_run = TASK.load_run
 
 def evaluate_checkpoint(checkpoint: str | Path, *, splits: Sequence[str] | None = None,
                         records: str | Path | None = None, data_root: str | None = None,
-                        device: str | None = None, progress: bool = True) -> dict:
-    """Score a saved run's pseudo-masks on its data (threshold sweep, oracle + calibrated)."""
+                        device: str | None = None, progress: bool = True, cam_method: str | None = None) -> dict:
+    """Score a saved run's pseudo-masks on its data (threshold sweep, oracle + calibrated);
+    ``cam_method`` makes them with another CAM method than the run's own."""
     overrides = {"data_root": str(data_root) if data_root else None, "device": device,
-                 "eval_splits": tuple(splits) if splits else None}
+                 "eval_splits": tuple(splits) if splits else None, "cam_method": cam_method}
     return evaluate_run(TASK, checkpoint, overrides=overrides, records=records, progress=progress)
 
 
 def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, threshold: float | None = None,
             calibration: str | Path | None = None, data_root: str | None = None, device: str | None = None,
-            batch_size: int | None = None, progress: bool = True) -> dict:
+            batch_size: int | None = None, progress: bool = True, cam_method: str | None = None) -> dict:
     """Write the pseudo-mask of every image of ``split`` as ``<output_dir>/<id>.png`` (VOC
     palette PNG at the image's own size) and ``<output_dir>/predictions.json`` (run,
     split, threshold and its policy). The background threshold is ``threshold`` (policy
-    ``fixed``) or the ``bg_threshold`` of a val result JSON ``calibration`` (``calibrated``)."""
+    ``fixed``) or the ``bg_threshold`` of a val result JSON ``calibration`` (``calibrated``).
+    ``cam_method``: the CAM method of the masks (default: the run's own)."""
     if (threshold is None) == (calibration is None):
         raise ValueError("give exactly one of threshold (e.g. 0.2) or calibration (a val result JSON)")
     if calibration is not None:
@@ -288,6 +290,8 @@ def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, thres
         config = dataclasses.replace(config, data_root=str(data_root))
     if device:
         config = dataclasses.replace(config, device=device)
+    if cam_method:
+        config = dataclasses.replace(config, cam_method=cam_method)
     ctx = engine.setup(config.device, config.seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -312,7 +316,8 @@ def predict(checkpoint: str | Path, output_dir: str | Path, *, split: str, thres
         engine.teardown(ctx)
     manifest = {"run": str(extra.get("run", Path(checkpoint).parent.name)),
                 "checkpoint": str(checkpoint), "split": split, "num_images": written, "bg_threshold": threshold,
-                "policy": policy.describe(), "classes": ["background", *data["classes"]],
+                "policy": policy.describe(), "cam_method": config.cam_method,
+                "classes": ["background", *data["classes"]],
                 "seconds": time.perf_counter() - start}
     (output_dir / "predictions.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
