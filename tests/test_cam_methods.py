@@ -337,3 +337,38 @@ def test_cam_method_refusals_are_one_line(argv, needle, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and len(err.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- the other rooms
+
+
+@settings(max_examples=3, **SETTINGS)
+@given(seed=st.integers(0, 2**31 - 1), method=st.sampled_from(["gradcam", "eigencam"]))
+def test_seg_pseudo_mask_scores_under_a_package_method(resnet, seed, method):
+    from hideseek.segmentation.pseudo import class_scores
+
+    x = images(seed, size=48)
+    labels = torch.zeros(2, NUM_CLASSES)
+    labels[0, 1] = labels[1, [0, 4]] = 1
+    scores = class_scores(resnet, x, labels, sizes=[(40, 50), (48, 48)], method=method)
+    assert [tuple(s.shape) for s in scores] == [(NUM_CLASSES, 40, 50), (NUM_CLASSES, 48, 48)]
+    for s, present in zip(scores, labels > 0.5):
+        assert torch.isfinite(s).all() and s.min() >= 0 and s.max() <= 1
+        assert (s[~present] == 0).all()  # absent classes score nothing, whatever the method
+
+
+def test_cam_figures_take_a_cam_method(tmp_path):
+    from PIL import Image
+
+    from hideseek.localization.cam_figure import cam_figures
+
+    torch.manual_seed(0)
+    net = CAMNet("resnet18", num_classes=1000, feature_stage=2)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(photo)
+    out = cam_figures([photo], tmp_path / "figs", topk=2, size=64, net=net, method="gradcam++")
+    assert len(out) == 1 and len(out[0]["predictions"]) == 2
+    with Image.open(out[0]["figure"]) as figure:
+        assert figure.format == "PNG"
+    with pytest.raises(ValueError, match=r"unknown CAM method 'gradcam\+'"):
+        cam_figures([photo], tmp_path / "figs", net=net, method="gradcam+")
