@@ -109,8 +109,10 @@ def _fit(text: str, pen: ImageDraw.ImageDraw, font, width: int) -> str:
     return text + "..."
 
 
-def render(image: np.ndarray, predictions: Sequence[dict], threshold: float, path: str | Path) -> Path:
-    """Write the figure: the photo, then per prediction its CAM overlay and box, titled."""
+def render(image: np.ndarray, predictions: Sequence[dict], threshold: float, path: str | Path,
+           method: str = "cam") -> Path:
+    """Write the figure: the photo, then per prediction its CAM overlay and box, titled; the
+    footnote names the CAM method (``"cam"``: vanilla CAM)."""
     h, w = image.shape[:2]
     panels = [("photo", Image.fromarray(image))]
     for p in predictions:
@@ -126,7 +128,8 @@ def render(image: np.ndarray, predictions: Sequence[dict], threshold: float, pat
         x0 = i * (w + _GAP)
         pen.text((x0 + 3, 3), _fit(title, pen, font, w - 6), fill="black", font=font)
         sheet.paste(tile, (x0, _TITLE_H))
-    note = f"CAM (min-max normalised); red box: largest region at threshold {threshold:g}"
+    maps = "CAM" if method == "cam" else f"{method} map"
+    note = f"{maps} (min-max normalised); red box: largest region at threshold {threshold:g}"
     pen.text((3, _TITLE_H + h + 2), _fit(note, pen, small, sheet.width - 6), fill=(90, 90, 90), font=small)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +184,7 @@ def cam_figures(
         if used[stem] > 1:
             stem = f"{stem}-{used[stem]}"
         predictions = explain(net, photo, names, topk=topk, threshold=threshold, size=size, method=method)
-        figure = render(photo, predictions, threshold, output_dir / f"{stem}.png")
+        figure = render(photo, predictions, threshold, output_dir / f"{stem}.png", method)
         results.append(
             dict(
                 image=str(path),
