@@ -372,3 +372,21 @@ def test_cam_figures_take_a_cam_method(tmp_path):
         assert figure.format == "PNG"
     with pytest.raises(ValueError, match=r"unknown CAM method 'gradcam\+'"):
         cam_figures([photo], tmp_path / "figs", net=net, method="gradcam+")
+
+
+@pytest.mark.parametrize("room", ["loc", "seg"])
+def test_rollout_on_a_cnn_is_refused_before_training(room, tmp_path, capsys):
+    code = main([room, "train", "--quick", "--epochs", "1", "--device", "cpu", "--cam-method", "rollout",
+                 "--output", str(tmp_path / "run"), "--records", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "rollout needs a ViT" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("name", VITS)
+def test_rollout_backbones_pass_the_early_check(name):
+    from hideseek.cam.model import check_rollout_backbone
+
+    check_rollout_backbone(name)  # no error
+    with pytest.raises(ValueError, match="rollout needs a ViT"):
+        check_rollout_backbone("resnet18")

@@ -20,7 +20,7 @@ from hideseek.cam.choices import POOLS
 from hideseek.cam.maps import resize_cams
 from hideseek.cam.methods import ClassChoice, compute_cams
 
-__all__ = ["CAMNet", "FeatureMap", "POOLS"]
+__all__ = ["CAMNet", "FeatureMap", "POOLS", "check_rollout_backbone"]
 
 
 class FeatureMap(nn.Module):
@@ -82,6 +82,30 @@ def _pre_logits_stages(name: str, kwargs: dict) -> int | None:
     if hidden is None or hidden == probe.num_features or not info:
         return None
     return len(info)
+
+
+def _rollout_blocks(backbone: nn.Module, name: str) -> tuple[nn.Module, list[nn.Module]]:
+    """The ViT whose blocks make the features (the backbone, or the model a feature-stage cut
+    wraps) and its timm ``Attention`` blocks; a ``ValueError`` when there is no such ViT with a
+    class token."""
+    from timm.layers import Attention
+
+    for vit in (backbone, getattr(backbone, "model", None)):
+        if vit is not None and getattr(vit, "patch_embed", None) is not None \
+                and getattr(vit, "cls_token", None) is not None:
+            blocks = [m for m in vit.modules() if isinstance(m, Attention)]
+            if blocks:
+                return vit, blocks
+    raise ValueError(f"rollout needs a ViT backbone with a class token and timm Attention blocks; {name!r} has "
+                     "none (use a CAM method of the feature map instead)")
+
+
+def check_rollout_backbone(backbone: str) -> None:
+    """Refuse (``ValueError``) attention rollout for a backbone without a class token and timm
+    ``Attention`` blocks, before anything is trained; built on the meta device (no memory)."""
+    with torch.device("meta"):
+        probe = _create(backbone, dict(num_classes=0, global_pool=""))
+    _rollout_blocks(probe, backbone)
 
 
 class CAMNet(nn.Module):
@@ -221,14 +245,6 @@ class CAMNet(nn.Module):
 
     # ------------------------------------------------------------------ attention rollout
 
-    def _vit(self) -> nn.Module | None:
-        """The ViT whose blocks make the features (the backbone, or the model a feature-stage cut wraps)."""
-        for vit in (self.backbone, getattr(self.backbone, "model", None)):
-            if vit is not None and getattr(vit, "patch_embed", None) is not None \
-                    and getattr(vit, "cls_token", None) is not None:
-                return vit
-        return None
-
     def attention_rollout(self, x: torch.Tensor) -> torch.Tensor:
         """Attention rollout (Abnar & Zuidema, 2020) of the class token over the patch grid: (B, h, w).
 
@@ -239,13 +255,7 @@ class CAMNet(nn.Module):
         token's row over the patch tokens is laid out as the patch grid. Class-agnostic.
         A ``ValueError`` for a backbone without a class token and such attention blocks.
         """
-        from timm.layers import Attention
-
-        vit = self._vit()
-        blocks = [m for m in vit.modules() if isinstance(m, Attention)] if vit is not None else []
-        if not blocks:
-            raise ValueError(f"rollout needs a ViT backbone with a class token and timm Attention blocks; "
-                             f"{self.backbone_name!r} has none (use a CAM method of the feature map instead)")
+        vit, blocks = _rollout_blocks(self.backbone, self.backbone_name)
         layers: list[torch.Tensor] = []
 
         def record(module: nn.Module, args: tuple, _output) -> None:

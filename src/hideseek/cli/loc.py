@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hideseek.cam.choices import CAM, CAM_METHOD_NAMES, FIXED, ORACLE, POLICIES
+from hideseek.cam.choices import CAM, CAM_METHOD_NAMES, FIXED, ORACLE, POLICIES, ROLLOUT
 from hideseek.cli.common import (
     UserError,
     add_image_run_options,
@@ -246,6 +246,10 @@ def _train(args) -> int:
                            synthetic=synthetic_sizes(args), cam_curve_interval=args.cam_curve_interval,
                            wsol_method=args.wsol_method, method_params=parse_params(args.method_param),
                            cam_method=args.cam_method, **image_run_fields(args))
+        if config.cam_method == ROLLOUT:  # refused before training, not after it
+            from hideseek.cam.model import check_rollout_backbone
+
+            check_rollout_backbone(config.backbone)
         output = args.output or f"runs/{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
         out = train(config, output, records=args.records, resume=args.resume, overwrite=args.overwrite,
                     evaluate=not args.no_eval)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hideseek.cam.choices import CAM, CAM_METHOD_NAMES
+from hideseek.cam.choices import CAM, CAM_METHOD_NAMES, ROLLOUT
 from hideseek.cli.common import (
     UserError,
     add_image_run_options,
@@ -44,6 +44,10 @@ def _train(args) -> int:
     check_output(args.json, "--json")
     with user_errors(FileNotFoundError, ValueError):
         config = _config(args)
+        if config.cam_method == ROLLOUT:  # refused before training, not after it
+            from hideseek.cam.model import check_rollout_backbone
+
+            check_rollout_backbone(config.backbone)
         output = args.output or f"runs/seg-{args.dataset}-{args.backbone}-{args.augmentation}-s{args.seed}"
         out = train(config, output, records=args.records, resume=args.resume, overwrite=args.overwrite,
                     evaluate=not args.no_eval)
