@@ -28,10 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .choices import DEVICES, GROUPS
+from .choices import DEFAULT_GROUPS, DEVICES, GROUPS
 from .timing import loadavg, machine_info, measure
 
-__all__ = ["SIZES", "GROUPS", "run_suite"]
+__all__ = ["SIZES", "GROUPS", "DEFAULT_GROUPS", "CAM_BENCH_METHODS", "run_suite"]
+
+# the CAM methods the "cams" group times, vanilla CAM first (every ratio is to it); ScoreCAM and
+# AblationCAM make one forward pass per feature channel per image, so they run on fewer images
+CAM_BENCH_METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "eigencam", "layercam", "hirescam",
+                     "scorecam", "ablationcam")
+PER_CHANNEL_METHODS = ("scorecam", "ablationcam")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,18 +49,24 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "cpu": dict(images=(64, 3, 224, 224), clips=(8, 16, 3, 112, 112), features=(16, 320, 2048),
                     box_maps=64, box_size=224, tmap=(200, 20, 60),
                     train=dict(model="resnet18", batch=8, size=128, rounds=8, amp=False),
-                    loop=dict(backbone="resnet18", stage=2, classes=6, images=256, batch=64, size=96, rounds=4)),
+                    loop=dict(backbone="resnet18", stage=2, classes=6, images=256, batch=64, size=96, rounds=4),
+                    cams=dict(models=("resnet50", "tf_efficientnet_lite0"), batch=2, size=224, rounds=3,
+                              per_channel_images=1, per_channel_models=("tf_efficientnet_lite0",))),
         "cuda": dict(images=(256, 3, 224, 224), clips=(32, 16, 3, 112, 112), features=(64, 750, 2048),
                      box_maps=64, box_size=224, tmap=(200, 20, 60),
                      train=dict(model="resnet50", batch=256, size=224, rounds=20, amp=True),
                      loop=dict(backbone="resnet50", stage=None, classes=200, images=2048, batch=256, size=224,
-                               rounds=5)),
+                               rounds=5),
+                     cams=dict(models=("resnet50", "tf_efficientnet_lite0"), batch=16, size=224, rounds=5,
+                               per_channel_images=2, per_channel_models=("resnet50", "tf_efficientnet_lite0"))),
     },
     "tiny": {
         dev: dict(images=(4, 3, 32, 32), clips=(2, 8, 3, 16, 16), features=(2, 16, 32),
                   box_maps=3, box_size=48, tmap=(8, 4, 6),
                   train=dict(model="resnet10t", batch=2, size=32, rounds=2, amp=False),
-                  loop=dict(backbone="resnet10t", stage=2, classes=3, images=8, batch=4, size=32, rounds=2))
+                  loop=dict(backbone="resnet10t", stage=2, classes=3, images=8, batch=4, size=32, rounds=2),
+                  cams=dict(models=("resnet10t",), batch=2, size=32, rounds=2, per_channel_images=1,
+                            per_channel_models=("resnet10t",)))
         for dev in DEVICES
     },
 }
@@ -434,12 +446,80 @@ def _loop(device: torch.device, size: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _cams(device: torch.device, size: dict[str, Any]) -> list[dict[str, Any]]:
+    """Time per image of each CAM method (:data:`CAM_BENCH_METHODS`) through ``CAMNet.cams``, as
+    a ratio to vanilla CAM measured in the same process.
+
+    Per model (random weights: the cost does not depend on them; 1000 classes, GT-style class
+    targets, fp32), methods alternate call by call within each round, so machine drift hits
+    them alike; a row's ``ratio_to_cam`` is the median over rounds of its time per image over
+    vanilla CAM's time per image in the same round. ScoreCAM and AblationCAM run one forward
+    pass per feature channel per image, so they get ``per_channel_images`` images, one round
+    (the first, with no warm-up call), and only on ``per_channel_models``; on the other models
+    their rows are absent (``skipped`` in vanilla CAM's row says which).
+    """
+    from hideseek.cam.model import CAMNet
+
+    cfg = size["cams"]
+    rows: list[dict[str, Any]] = []
+    gen = torch.Generator().manual_seed(3)
+    x_all = torch.randn((cfg["batch"], 3, cfg["size"], cfg["size"]), generator=gen).to(device)
+    for backbone in cfg["models"]:
+        torch.manual_seed(0)
+        model = CAMNet(backbone, num_classes=1000).to(device).eval()
+        classes = torch.randint(0, 1000, (cfg["batch"],), generator=gen).to(device)
+        per_channel = backbone in cfg["per_channel_models"]
+        methods = [m for m in CAM_BENCH_METHODS if per_channel or m not in PER_CHANNEL_METHODS]
+        n_small = min(cfg["per_channel_images"], cfg["batch"])
+
+        for method in methods:  # warm-up: first-call costs (allocator, hooks, package imports), on one image;
+            if method not in PER_CHANNEL_METHODS:  # not the per-channel ones (hundreds of forwards: their
+                model.cams(x_all[:1], classes=classes[:1], method=method)  # first-call cost is noise there)
+        times: dict[str, list[tuple[float, int]]] = {m: [] for m in methods}
+        ratios: dict[str, list[float]] = {m: [] for m in methods}
+        for r in range(cfg["rounds"]):
+            for method in methods:
+                if method in PER_CHANNEL_METHODS and r > 0:
+                    continue
+                n = n_small if method in PER_CHANNEL_METHODS else cfg["batch"]
+                times[method].append((_time_cams(model, x_all[:n], classes[:n], method, device), n))
+            cam_t, cam_n = times["cam"][-1]
+            for method in methods:
+                if len(times[method]) == r + 1:
+                    t, n = times[method][-1]
+                    ratios[method].append((t / n) / (cam_t / cam_n))
+        channels = int(model.classifier.weight.shape[1])
+        for method in methods:
+            per_image = np.asarray([t / n for t, n in times[method]])
+            n = times[method][0][1]
+            row = dict(group="cams", name=f"cams_{backbone}_{method}", label=f"`{method}`", items=n, unit="images",
+                       bytes=None, median_s=float(np.median(per_image)) * n, min_s=float(per_image.min()) * n,
+                       mean_s=float(per_image.mean()) * n, q1_s=float(np.quantile(per_image, 0.25)) * n,
+                       q3_s=float(np.quantile(per_image, 0.75)) * n, rounds=len(per_image), calls_per_round=1,
+                       gb_per_s=None, model=backbone, method=method, image_size=cfg["size"], images=n,
+                       channels=channels, classes=1000, dtype="float32",
+                       per_image_s=float(np.median(per_image)), ratio_to_cam=float(np.median(ratios[method])),
+                       baseline=f"cams_{backbone}_cam")
+            row["items_per_s"] = 1.0 / row["per_image_s"]
+            if method == "cam":
+                row["skipped"] = [] if per_channel else list(PER_CHANNEL_METHODS)
+            rows.append(row)
+    return rows
+
+
+def _time_cams(model: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor, method: str,
+               device: torch.device) -> float:
+    """Seconds of one ``model.cams(x, classes=classes, method=method)`` call."""
+    return measure(lambda: model.cams(x, classes=classes, method=method), device, min_rounds=1, max_rounds=1,
+                   min_time=0.0, warmup=0)["median_s"]
+
+
 def _sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = GROUPS,
+def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = DEFAULT_GROUPS,
               progress: bool = True) -> dict[str, Any]:
     """Run the benchmark groups on ``device`` and return the result document (JSON-ready)."""
     from tqdm import tqdm
@@ -470,6 +550,8 @@ def run_suite(device: str = "cpu", size: str = "full", groups: Sequence[str] = G
             doc["rows"] += _evaluators(dev, spec, timing, doc["checks"])
         elif group == "loop":
             doc["rows"] += _loop(dev, spec)
+        elif group == "cams":
+            doc["rows"] += _cams(dev, spec)
         else:
             doc["rows"] += _training(dev, spec, timing)
     doc["loadavg_after"] = loadavg()
