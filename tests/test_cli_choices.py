@@ -37,6 +37,7 @@ EXPECTED = {
     ("loc", "evaluate", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("loc", "train", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("loc", "cam", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
+    ("loc", "compare-cams", "--cam-methods"): cam_choices.CAM_METHOD_NAMES,
     ("seg", "train", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("seg", "predict", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("seg", "evaluate", "--cam-method"): cam_choices.CAM_METHOD_NAMES,

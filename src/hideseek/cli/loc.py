@@ -209,6 +209,23 @@ def _evaluate_checkpoint(args) -> int:
     return 0
 
 
+def _compare_cams(args) -> int:
+    from hideseek.localization.compare_cams import compare_cams, render_comparison
+
+    check_output(args.output)
+    with user_errors(FileNotFoundError, ValueError):
+        doc = compare_cams(args.checkpoints, args.cam_methods, split=args.split, labels=args.labels,
+                           device=args.device)
+    text = render_comparison(doc)
+    if args.output:
+        out = Path(args.output)
+        out.write_text(text, encoding="utf-8")
+        write_json(doc, out.with_suffix(".json"))
+        print(f"wrote {out} and {out.with_suffix('.json')}")
+    print(text, end="")
+    return 0
+
+
 def _cam(args) -> int:
     from hideseek.localization.cam_figure import cam_figures
 
@@ -384,6 +401,23 @@ def add_parser(rooms) -> None:
     cam.add_argument("--cam-method", default=CAM, choices=CAM_METHOD_NAMES, help="CAM method of the maps")
     cam.add_argument("--output", default="results/cam", help="output folder")
     cam.set_defaults(handler=_cam)
+
+    cmp = verbs.add_parser(
+        "compare-cams",
+        help="score trained checkpoints with several CAM methods on one split: a training x CAM method table",
+        description=("Evaluate each 'loc train' checkpoint with each --cam-methods entry on the same split (the "
+                     "path of 'loc evaluate --checkpoint --cam-method') and write the table: rows the training "
+                     "method (none, has, ... read from the checkpoint), columns the CAM methods, cells MaxBoxAccV2 "
+                     "with its threshold policy, then seconds per image per cell."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cmp.add_argument("--checkpoints", nargs="+", required=True, help="'loc train' checkpoints (last.pt)")
+    cmp.add_argument("--cam-methods", nargs="+", default=[CAM], choices=CAM_METHOD_NAMES, help="CAM methods")
+    cmp.add_argument("--labels", nargs="+", help="row names (default: each checkpoint's training method)")
+    cmp.add_argument("--split", default="test", help="split scored for every cell")
+    cmp.add_argument("--device", help="device (default: the runs' own)")
+    cmp.add_argument("--output", help="write the table (Markdown) here; FILE.json beside it holds every result")
+    cmp.set_defaults(handler=_compare_cams)
 
     conv = verbs.add_parser(
         "convert",

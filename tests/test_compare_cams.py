@@ -1,0 +1,93 @@
+"""``hideseek loc compare-cams``: training methods x CAM methods on two tiny quick runs (none,
+has) with two CAM methods; every cell is what ``loc evaluate --checkpoint --cam-method``
+gives for that checkpoint and method; the table's layout; refusals in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hideseek.cli import main
+from hideseek.localization.compare_cams import compare_cams, render_comparison, training_method
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare-cams")
+    for aug in ("none", "has"):
+        code = main(["loc", "train", "--quick", "--epochs", "1", "--augmentation", aug, "--device", "cpu",
+                     "--workers", "0", "--no-eval", "--output", str(root / aug),
+                     "--records", str(root / "train.jsonl")])
+        assert code == 0
+    return root
+
+
+def test_compare_cams_table_on_two_runs_and_two_methods(two_runs, tmp_path, capsys):
+    ckpts = [str(two_runs / aug / "last.pt") for aug in ("none", "has")]
+    assert [training_method(c) for c in ckpts] == ["none", "has"]
+    out = tmp_path / "table.md"
+    code = main(["loc", "compare-cams", "--checkpoints", *ckpts, "--cam-methods", "cam", "gradcam",
+                 "--split", "test", "--device", "cpu", "--output", str(out)])
+    assert code == 0
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["cam_methods"] == ["cam", "gradcam"] and doc["split"] == "test"
+    assert [r["training_method"] for r in doc["rows"]] == ["none", "has"]
+    for row in doc["rows"]:
+        for method in ("cam", "gradcam"):
+            cell = row["cells"][method]
+            assert 0 <= cell["MaxBoxAccV2"] <= 100 and cell["policy"]["name"] == "oracle"
+            assert cell["seconds_per_image"] > 0 and cell["num_images"] > 0
+            assert "curves" not in cell["result"]
+    text = out.read_text()
+    assert text == render_comparison(doc)
+    assert "| training method | `cam` | `gradcam` |" in text and "| none | " in text and "| has | " in text
+    assert "(oracle)" in text
+    assert text in capsys.readouterr().out
+    # a cell is the evaluate --checkpoint path's own number (same code, deterministic on CPU)
+    single = tmp_path / "single.json"
+    assert main(["loc", "evaluate", "--checkpoint", ckpts[1], "--cam-method", "gradcam", "--splits", "test",
+                 "--device", "cpu", "--output", str(single)]) == 0
+    assert json.loads(single.read_text())["test"]["MaxBoxAccV2"] == doc["rows"][1]["cells"]["gradcam"]["MaxBoxAccV2"]
+
+
+def test_compare_cams_refusals(two_runs, tmp_path, capsys):
+    ckpt = str(two_runs / "none" / "last.pt")
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        compare_cams([ckpt], ["cam", "gradcamm"])
+    with pytest.raises(ValueError, match="repeat"):
+        compare_cams([ckpt], ["cam", "cam"])
+    with pytest.raises(ValueError, match="1 labels for 2 checkpoints"):
+        compare_cams([ckpt, ckpt], ["cam"], labels=["a"])
+    assert main(["loc", "compare-cams", "--checkpoints", str(tmp_path / "absent.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "absent.pt" in err[0]
+
+
+_cell = st.fixed_dictionaries({
+    "MaxBoxAccV2": st.floats(0, 100), "seconds_per_image": st.floats(1e-6, 10),
+    "num_images": st.integers(1, 1000), "policy": st.just({"name": "oracle"}),
+})
+
+
+@settings(database=None, deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(methods=st.lists(st.sampled_from(["cam", "gradcam", "eigencam", "layercam"]), min_size=1, max_size=4,
+                        unique=True),
+       names=st.lists(st.sampled_from(["none", "has", "acol", "adl"]), min_size=1, max_size=4, unique=True),
+       data=st.data())
+def test_render_comparison_layout(methods, names, data):
+    rows = [{"training_method": n, "checkpoint": f"{n}.pt",
+             "cells": {m: data.draw(_cell) for m in methods}} for n in names]
+    text = render_comparison({"split": "test", "cam_methods": methods, "rows": rows})
+    lines = text.splitlines()
+    table = [line for line in lines if line.startswith("| ") and not line.startswith("| training")]
+    assert len(table) == 2 * len(names)  # one score line and one seconds line per training method
+    for row, score_line, time_line in zip(rows, table[:len(names)], table[len(names):]):
+        cells = score_line.strip("| ").split(" | ")
+        assert cells[0] == row["training_method"] and len(cells) == 1 + len(methods)
+        for m, shown in zip(methods, cells[1:]):
+            assert shown == f"{row['cells'][m]['MaxBoxAccV2']:.2f} (oracle)"
+        times = time_line.strip("| ").split(" | ")
+        assert times[1:] == [f"{row['cells'][m]['seconds_per_image']:.4f}" for m in methods]
