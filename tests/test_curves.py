@@ -28,24 +28,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from cli_helpers import one_line_error, run
 from hideseek.cli import main
 
 SIZE = 24  # score maps, images and masks are SIZE x SIZE: GT boxes need no rescaling
 SETTINGS = settings(database=None, deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *needles):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 # --------------------------------------------------------------------------- fixtures in the on-disk formats

@@ -34,7 +34,7 @@ FORCED_TAUS = (0.35, 0.57, 0.7)
 FORCED_MAXIMA = (90, 100, 170, 180, 200)  # uint8 maxima where tau * max is an integer for some forced tau
 GRID = cam_thresholds(0.01)  # the benchmark's grid: GRID[70] is 0.7000000000000001
 KERNELS = ["single", "batch",
-           pytest.param("opencv", marks=pytest.mark.skipif(not opencv_available(), reason="needs OpenCV"))]
+           pytest.param("opencv", marks=pytest.mark.skipif(not opencv_available(), reason="the OpenCV box kernel needs opencv-python-headless (in the test extra)"))]
 
 
 # --------------------------------------------------------------------------- the reference rule, re-implemented
@@ -250,7 +250,7 @@ def test_oracle_keeps_the_benchmark_grid(kernel, case):
     assert oracle["MaxBoxAccV2"] == float(np.mean([oracle["MaxBoxAcc"][d] for d in ("30", "50", "70")]))
 
 
-@pytest.mark.skipif(not opencv_available(), reason="checks the re-implementation against OpenCV itself")
+@pytest.mark.skipif(not opencv_available(), reason="compares the re-implementation with OpenCV itself: needs opencv-python-headless (in the test extra)")
 @SETTINGS
 @given(case=cases())
 def test_reimplementation_agrees_with_opencv(case):

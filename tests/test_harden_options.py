@@ -11,27 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_helpers import one_line_error, run
 from hideseek import engine
 from hideseek.cam.model import CAMNet
-from hideseek.cli import main
 
 QUICK = ["loc", "train", "--quick", "--device", "cpu", "--no-eval", "--workers", "0"]
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], err
-    return lines[0]
 
 
 def saved_config(folder: Path) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hideseek.cli import main
+from cli_helpers import one_line_error, run
 
 SIZE = 32  # --resize-length of the saved score maps: small, so every evaluation is quick
 IDS = ["img/a.jpg", "img/b.jpg", "img/c.jpg"]
@@ -47,21 +47,6 @@ def write_maps(folder: Path, ids=IDS) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, scoremap)
     return folder
-
-
-def run(capsys, *argv):
-    """``(exit code, stdout, stderr)`` of ``hideseek <argv>`` in this process."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *needles):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
 
 
 def evaluate(capsys, split, maps, *extra):

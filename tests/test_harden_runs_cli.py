@@ -12,27 +12,11 @@ import filelock
 import pytest
 import torch
 
+from cli_helpers import one_line_error, run
 from hideseek import engine
-from hideseek.cli import main
 
 TINY = ["action", "train", "--synthetic-train", "8", "--synthetic-test", "4", "--batch-size", "8", "--device", "cpu",
         "--no-progress"]
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], err
-    return lines[0]
 
 
 def train(capsys, folder: Path, *extra, epochs: int = 1):
@@ -150,7 +134,7 @@ def test_a_corrupt_checkpoint_is_named_corrupt_by_evaluate_and_resume(tmp_path, 
     one_line_error(code, err, str(folder / "last.pt"), "corrupt")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error for --device cuda on a machine without CUDA; this one has a CUDA device")
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, *TINY, "--epochs", 1, "--output", tmp_path / "run", "--records",
                        tmp_path / "records.jsonl", "--device", "cuda")

@@ -135,7 +135,7 @@ def test_stale_temporaries_are_removed(tmp_path):
 # --------------------------------------------------------------------------- devices
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error for --device cuda on a machine without CUDA; this one has a CUDA device")
 def test_cuda_without_a_gpu_names_the_option_and_the_devices():
     with pytest.raises(ValueError, match=r"^--device cuda: this machine has no CUDA device \(devices here: cpu"):
         engine.resolve_device("cuda")
