@@ -134,6 +134,28 @@ def _wtalc_rows(rows, case):
     return sorted(rows, key=lambda p: (videos.index(p[0]), p[1]))
 
 
+def _wtalc_class_ap(segment_predict, segment_gt, th, iou):
+    """getLocMAP for one class at one tIoU: rows ranked by ``np.argsort(-score)``, each taking
+    the first remaining GT of its video with ``iou(pred, gt) >= th`` (that GT deleted), then
+    the non-interpolated AP (0 without any TP)."""
+    order = np.argsort(-np.array([p[4] for p in segment_predict], dtype=np.float64))
+    segment_predict = [segment_predict[i] for i in order]
+    segment_gt = list(segment_gt)
+    gtpos = len(segment_gt)
+    tp, fp = [], []
+    for pred in segment_predict:
+        flag = 0.0
+        for j in range(len(segment_gt)):
+            if segment_gt[j][0] == pred[0] and iou(pred, segment_gt[j]) >= th:
+                flag = 1.0
+                del segment_gt[j]
+                break
+        tp.append(flag)
+        fp.append(1.0 - flag)
+    tp_c, fp_c = np.cumsum(tp), np.cumsum(fp)
+    return 0.0 if sum(tp) == 0 else np.sum((tp_c / (fp_c + tp_c)) * tp) / gtpos
+
+
 def ref_wtalc(case, thresholds, empty_class_bug=False):
     """getLocMAP on seconds: videos with GT segments only (their predictions kept, the
     others' dropped), classes sorted by name, ambiguous-overlapping predictions removed,
@@ -154,22 +176,8 @@ def ref_wtalc(case, thresholds, empty_class_bug=False):
                 ap.append(0.0)
                 per_class[c].append(0.0)
                 continue
-            order = np.argsort(-np.array([p[4] for p in segment_predict], dtype=np.float64))
-            segment_predict = [segment_predict[i] for i in order]
-            segment_gt = [r for r in case["gt_rows"] if r[3] == c]
-            gtpos = len(segment_gt)
-            tp, fp = [], []
-            for pred in segment_predict:
-                flag = 0.0
-                for j in range(len(segment_gt)):
-                    if segment_gt[j][0] == pred[0] and _union_iou(pred[1:3], segment_gt[j][1:3]) >= th:
-                        flag = 1.0
-                        del segment_gt[j]
-                        break
-                tp.append(flag)
-                fp.append(1.0 - flag)
-            tp_c, fp_c = np.cumsum(tp), np.cumsum(fp)
-            prc = 0.0 if sum(tp) == 0 else np.sum((tp_c / (fp_c + tp_c)) * tp) / gtpos
+            prc = _wtalc_class_ap(segment_predict, [r for r in case["gt_rows"] if r[3] == c], th,
+                                  lambda pred, gt: _union_iou(pred[1:3], gt[1:3]))
             ap.append(prc)
             per_class[c].append(prc)
         maps.append(0.0 if (bug and empty_class_bug) else 100 * np.mean(ap))
@@ -496,24 +504,8 @@ def ref_wtalc_snippets(case, thresholds, factor):
                 ap.append(0.0)
                 per_class[c].append(0.0)
                 continue
-            order = np.argsort(-np.array([p[4] for p in segment_predict], dtype=np.float64))
-            segment_predict = [segment_predict[i] for i in order]
-            segment_gt = [r for r in case["gt_rows"] if r[3] == c]
-            gtpos = len(segment_gt)
-            tp, fp = [], []
-            for pred in segment_predict:
-                flag = 0.0
-                for j in range(len(segment_gt)):
-                    if segment_gt[j][0] == pred[0]:
-                        iou = set_iou(gt_range(segment_gt[j][1], segment_gt[j][2]), set(range(int(pred[1]), int(pred[2]))))
-                        if iou >= th:
-                            flag = 1.0
-                            del segment_gt[j]
-                            break
-                tp.append(flag)
-                fp.append(1.0 - flag)
-            tp_c, fp_c = np.cumsum(tp), np.cumsum(fp)
-            prc = 0.0 if sum(tp) == 0 else np.sum((tp_c / (fp_c + tp_c)) * tp) / gtpos
+            prc = _wtalc_class_ap(segment_predict, [r for r in case["gt_rows"] if r[3] == c], th,
+                                  lambda pred, gt: set_iou(gt_range(gt[1], gt[2]), set(range(int(pred[1]), int(pred[2])))))
             ap.append(prc)
             per_class[c].append(prc)
         maps.append(100 * np.mean(ap))
