@@ -22,6 +22,7 @@ from hideseek.cli.common import (
 )
 from hideseek.localization.choices import (
     BENCHMARK_ARCHITECTURES,
+    COMPARE_METRICS,
     CONVERT_FORMATS,
     DATASETS,
     IOU_TYPES,
@@ -215,7 +216,7 @@ def _compare_cams(args) -> int:
     check_output(args.output)
     with user_errors(FileNotFoundError, ValueError):
         doc = compare_cams(args.checkpoints, args.cam_methods, split=args.split, labels=args.labels,
-                           device=args.device)
+                           metrics=args.metrics, device=args.device)
     text = render_comparison(doc)
     if args.output:
         out = Path(args.output)
@@ -233,8 +234,15 @@ def _cam(args) -> int:
         made = cam_figures(args.images, args.output, backbone=args.backbone, pretrained_file=args.pretrained_file,
                            topk=args.topk, threshold=args.threshold, size=args.size, method=args.cam_method)
     for entry in made:
-        best = ", ".join(f"{p['name']} {100 * p['probability']:.1f}%" for p in entry["predictions"])
-        print(f"{entry['image']} -> {entry['figure']}: {best}")
+        preds = entry["predictions"]
+        first = preds if isinstance(preds, list) else next(iter(preds.values()))
+        best = ", ".join(f"{p['name']} {100 * p['probability']:.1f}%" for p in first)
+        times = ", ".join(f"{m} {t:.2f} s" for m, t in entry["seconds"].items())
+        print(f"{entry['image']} -> {entry['figure']}: {best} ({times})")
+    if len(args.cam_method) > 1:
+        from hideseek.localization.cam_figure import SHEET_NAME
+
+        print(f"all photos, every method: {Path(args.output) / SHEET_NAME}")
     return 0
 
 
@@ -398,7 +406,9 @@ def add_parser(rooms) -> None:
     cam.add_argument("--topk", type=int, default=1, help="classes shown per photo")
     cam.add_argument("--threshold", type=float, default=0.2, help="CAM threshold for the box (largest region)")
     cam.add_argument("--size", type=int, default=224, help="network input side")
-    cam.add_argument("--cam-method", default=CAM, choices=CAM_METHOD_NAMES, help="CAM method of the maps")
+    cam.add_argument("--cam-method", nargs="+", default=[CAM], choices=CAM_METHOD_NAMES,
+                     help="CAM method of the maps; several: each figure is a grid (a column per method) and "
+                          "OUTPUT/cam-methods.png shows the top-1 class of every photo with every method")
     cam.add_argument("--output", default="results/cam", help="output folder")
     cam.set_defaults(handler=_cam)
 
@@ -407,13 +417,16 @@ def add_parser(rooms) -> None:
         help="score trained checkpoints with several CAM methods on one split: a training x CAM method table",
         description=("Evaluate each 'loc train' checkpoint with each --cam-methods entry on the same split (the "
                      "path of 'loc evaluate --checkpoint --cam-method') and write the table: rows the training "
-                     "method (none, has, ... read from the checkpoint), columns the CAM methods, cells MaxBoxAccV2 "
-                     "with its threshold policy, then seconds per image per cell."),
+                     "method (none, has, ... read from the checkpoint; checkpoints of one method, e.g. seeds, are "
+                     "averaged: mean ± std), columns the CAM methods, one table per metric with the threshold "
+                     "policy in every cell, then seconds per image per cell."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     cmp.add_argument("--checkpoints", nargs="+", required=True, help="'loc train' checkpoints (last.pt)")
     cmp.add_argument("--cam-methods", nargs="+", default=[CAM], choices=CAM_METHOD_NAMES, help="CAM methods")
     cmp.add_argument("--labels", nargs="+", help="row names (default: each checkpoint's training method)")
+    cmp.add_argument("--metrics", nargs="+", default=["MaxBoxAccV2", "PxAP"], choices=list(COMPARE_METRICS),
+                     help="one table per metric")
     cmp.add_argument("--split", default="test", help="split scored for every cell")
     cmp.add_argument("--device", help="device (default: the runs' own)")
     cmp.add_argument("--output", help="write the table (Markdown) here; FILE.json beside it holds every result")

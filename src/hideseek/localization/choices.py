@@ -20,3 +20,7 @@ def is_benchmark_network(backbone: str) -> bool:
 
 # the public WSOL benchmark's methods (hideseek.localization.wsol_methods), as its --wsol_method spells them
 WSOL_METHODS = ("cam", "has", "acol", "spg", "adl", "cutmix")
+
+# metrics a 'loc compare-cams' table can show: name -> whether it depends on the threshold policy
+COMPARE_METRICS = {"MaxBoxAccV2": True, "MaxBoxAcc": True, "MaxBoxAccV1": True, "GT-known Loc": True,
+                   "Top-1 Loc": True, "PxAP": False}
