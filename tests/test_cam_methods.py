@@ -374,6 +374,55 @@ def test_cam_figures_take_a_cam_method(tmp_path):
         cam_figures([photo], tmp_path / "figs", net=net, method="gradcam+")
 
 
+def test_cam_figures_with_several_methods_draw_a_grid_and_a_sheet(tmp_path, capsys):
+    """Several methods: per photo a grid (a row per top-k class, the photo then a panel per method),
+    the same classes for every method, each method's map its own ``model.cams`` map, and one sheet
+    of every photo's top-1 row at the sheet height; the CLI prints each method's seconds."""
+    from PIL import Image
+
+    from hideseek.localization.cam_figure import SHEET_NAME, cam_figures, explain
+    from hideseek.localization.cam_figure import load_photo as read
+
+    torch.manual_seed(0)
+    net = CAMNet("resnet18", num_classes=1000, feature_stage=2).eval()
+    rng = np.random.default_rng(0)
+    photos = []
+    for name, shape in (("wide", (50, 70, 3)), ("tall", (80, 40, 3))):
+        photos.append(tmp_path / f"{name}.png")
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(photos[-1])
+    methods = ["cam", "gradcam", "eigencam"]
+    out = cam_figures(photos, tmp_path / "figs", topk=2, size=64, net=net, method=methods, sheet_height=32)
+    names = [f"class {i}" for i in range(1000)]
+    for entry, path in zip(out, photos):
+        assert list(entry["predictions"]) == methods and list(entry["seconds"]) == methods
+        classes = {m: [p["index"] for p in entry["predictions"][m]] for m in methods}
+        assert classes["gradcam"] == classes["cam"] == classes["eigencam"] and len(classes["cam"]) == 2
+        photo = read(path)
+        for m in methods:  # each panel's box is explain()'s box of that method
+            again = explain(net, photo, names, topk=2, size=64, method=m)
+            assert [p["box"] for p in again] == [p["box"] for p in entry["predictions"][m]]
+        with Image.open(entry["figure"]) as figure:  # 2 rows of (title + photo), columns photo + 3 methods
+            h, w = photo.shape[:2]
+            assert figure.size == (4 * w + 3 * 6, 2 * (22 + h) + 16)
+    with Image.open(tmp_path / "figs" / SHEET_NAME) as sheet:  # one top-1 row per photo at 32 px
+        assert sheet.height == 2 * (22 + 32 + 6) + 16  # rows, a gap under each, one footnote
+        assert sheet.width == max(4 * round(w * 32 / h) + 3 * 6 for h, w in ((50, 70), (80, 40)))
+    with pytest.raises(ValueError, match="repeat"):
+        cam_figures(photos, tmp_path / "figs", net=net, method=["cam", "cam"])
+    # the CLI, on a local weights file of a small timm model: a grid per photo, the sheet, seconds
+    import timm
+
+    weights = tmp_path / "resnet10t.pth"
+    torch.save(timm.create_model("resnet10t", pretrained=False).state_dict(), weights)
+    capsys.readouterr()
+    assert main(["loc", "cam", *map(str, photos), "--backbone", "resnet10t", "--pretrained-file", str(weights),
+                 "--cam-method", "cam", "gradcam", "--size", "64", "--output", str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3 and all(" s, gradcam " in line and line.endswith(" s)") for line in printed[:2])
+    assert printed[2] == f"all photos, every method: {tmp_path / 'cli' / SHEET_NAME}"
+    assert (tmp_path / "cli" / "wide.png").is_file() and (tmp_path / "cli" / SHEET_NAME).is_file()
+
+
 @pytest.mark.parametrize("room", ["loc", "seg"])
 def test_rollout_on_a_cnn_is_refused_before_training(room, tmp_path, capsys):
     code = main([room, "train", "--quick", "--epochs", "1", "--device", "cpu", "--cam-method", "rollout",
