@@ -421,6 +421,18 @@ def test_cam_figures_with_several_methods_draw_a_grid_and_a_sheet(tmp_path, caps
     assert len(printed) == 3 and all(" s, gradcam " in line and line.endswith(" s)") for line in printed[:2])
     assert printed[2] == f"all photos, every method: {tmp_path / 'cli' / SHEET_NAME}"
     assert (tmp_path / "cli" / "wide.png").is_file() and (tmp_path / "cli" / SHEET_NAME).is_file()
+    jpg = tmp_path / "sheets" / "all.jpg"
+    assert main(["loc", "cam", str(photos[1]), "--backbone", "resnet10t", "--pretrained-file", str(weights),
+                 "--cam-method", "cam", "layercam", "--size", "64", "--output", str(tmp_path / "cli2"),
+                 "--sheet", str(jpg), "--sheet-height", "40"]) == 0
+    with Image.open(jpg) as sheet:
+        assert sheet.format == "JPEG" and sheet.height == 22 + 40 + 6 + 16
+    capsys.readouterr()
+    assert main(["loc", "cam", str(photos[1]), "--backbone", "resnet10t", "--pretrained-file", str(weights),
+                 "--cam-method", "cam", "layercam", "--output", str(tmp_path / "cli3"),
+                 "--sheet", str(tmp_path / "sheet.unknown")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sheet.unknown: expected an image file name" in err[0]
 
 
 @pytest.mark.parametrize("room", ["loc", "seg"])

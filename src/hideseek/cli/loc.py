@@ -232,7 +232,8 @@ def _cam(args) -> int:
 
     with user_errors(ImportError, FileNotFoundError, ValueError):
         made = cam_figures(args.images, args.output, backbone=args.backbone, pretrained_file=args.pretrained_file,
-                           topk=args.topk, threshold=args.threshold, size=args.size, method=args.cam_method)
+                           topk=args.topk, threshold=args.threshold, size=args.size, method=args.cam_method,
+                           sheet=args.sheet, sheet_height=args.sheet_height)
     for entry in made:
         preds = entry["predictions"]
         first = preds if isinstance(preds, list) else next(iter(preds.values()))
@@ -242,7 +243,7 @@ def _cam(args) -> int:
     if len(args.cam_method) > 1:
         from hideseek.localization.cam_figure import SHEET_NAME
 
-        print(f"all photos, every method: {Path(args.output) / SHEET_NAME}")
+        print(f"all photos, every method: {args.sheet or Path(args.output) / SHEET_NAME}")
     return 0
 
 
@@ -409,6 +410,9 @@ def add_parser(rooms) -> None:
     cam.add_argument("--cam-method", nargs="+", default=[CAM], choices=CAM_METHOD_NAMES,
                      help="CAM method of the maps; several: each figure is a grid (a column per method) and "
                           "OUTPUT/cam-methods.png shows the top-1 class of every photo with every method")
+    cam.add_argument("--sheet", help="with several --cam-method: the sheet of all photos (default "
+                                     "OUTPUT/cam-methods.png; .jpg writes JPEG)")
+    cam.add_argument("--sheet-height", type=int, default=192, help="pixels per photo row on the sheet")
     cam.add_argument("--output", default="results/cam", help="output folder")
     cam.set_defaults(handler=_cam)
 

@@ -31,7 +31,7 @@ from hideseek.cam.pretrained import (
     camnet_from_imagenet,
     imagenet_class_names,
 )
-from hideseek.inputs import check_writable_dir
+from hideseek.inputs import check_writable, check_writable_dir
 from hideseek.localization.boxes import boxes_at_thresholds
 from hideseek.localization.figures import PRED_COLOUR, draw_boxes, overlay
 
@@ -210,8 +210,9 @@ def _stack(sheets: Sequence[Image.Image], note: str, path: Path) -> Path:
     pen = ImageDraw.Draw(out)
     small = _font(11)
     pen.text((3, y + 2), _fit(note, pen, small, width - 6), fill=(90, 90, 90), font=small)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
     tmp = path.with_name(f".{path.name}.tmp")
-    out.save(tmp, format="PNG")
+    out.save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     tmp.replace(path)
     return path
 
@@ -227,6 +228,7 @@ def cam_figures(
     device: str | torch.device | None = None,
     net: CAMNet | None = None,
     method: str | Sequence[str] = "cam",
+    sheet: str | Path | None = None,
     sheet_height: int = 192,
 ) -> list[dict]:
     """Write one CAM figure ``<output_dir>/<image stem>.png`` per photo.
@@ -236,9 +238,10 @@ def cam_figures(
     ``{"image": str, "figure": str, "predictions": [{"index", "name", "probability",
     "box"}, ...], "seconds": {method: s}}`` with the top-k classes, best first (with several
     methods ``predictions`` is ``{method: [...]}``). ``method``: the CAM method, or a list of
-    them: then each figure is a :func:`render_methods` grid and ``<output_dir>/cam-methods.png``
-    holds the top-1 row of every photo at ``sheet_height`` pixels. ``seconds``: wall time of
-    each method's call on the photo (the network's forward included).
+    them: then each figure is a :func:`render_methods` grid and ``sheet`` (default
+    ``<output_dir>/cam-methods.png``; a ``.jpg`` name writes JPEG, quality 90) holds the top-1 row
+    of every photo at ``sheet_height`` pixels. ``seconds``: wall time of each method's call on
+    the photo (the network's forward included).
     """
     paths = [Path(p) for p in image_paths]
     if not paths:
@@ -258,6 +261,11 @@ def cam_figures(
         get_cam_method(name)  # an unknown name fails before the model is loaded
     if isinstance(sheet_height, bool) or not isinstance(sheet_height, int) or sheet_height < 16:
         raise ValueError(f"sheet_height {sheet_height!r}: expected an integer >= 16 (pixels)")
+    sheet_path = Path(output_dir) / SHEET_NAME if sheet is None else Path(sheet)
+    if len(methods) > 1:
+        if sheet_path.suffix.lower() not in Image.registered_extensions():
+            raise ValueError(f"{sheet_path}: expected an image file name (.png, .jpg, ...) for the sheet")
+        check_writable(sheet_path, "sheet")
     photos = [load_photo(p) for p in paths]  # fail on a missing file before loading the model
     if net is None:
         net = camnet_from_imagenet(backbone, pretrained_file)
@@ -292,5 +300,5 @@ def cam_figures(
             predictions = {m: [{k: v for k, v in p.items() if k != "cam"} for p in ps] for m, ps in per_method.items()}
         results.append(dict(image=str(path), figure=str(figure), predictions=predictions, seconds=seconds))
     if sheets:
-        _stack(sheets, _methods_note(threshold), output_dir / SHEET_NAME)
+        _stack(sheets, _methods_note(threshold), sheet_path)
     return results
