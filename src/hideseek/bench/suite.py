@@ -51,7 +51,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                     train=dict(model="resnet18", batch=8, size=128, rounds=8, amp=False),
                     loop=dict(backbone="resnet18", stage=2, classes=6, images=256, batch=64, size=96, rounds=4),
                     cams=dict(models=("resnet50", "tf_efficientnet_lite0"), batch=2, size=224, rounds=3,
-                              per_channel_images=1, per_channel_models=("tf_efficientnet_lite0",))),
+                              per_channel_images=1, per_channel_models=("resnet50", "tf_efficientnet_lite0"))),
         "cuda": dict(images=(256, 3, 224, 224), clips=(32, 16, 3, 112, 112), features=(64, 750, 2048),
                      box_maps=64, box_size=224, tmap=(200, 20, 60),
                      train=dict(model="resnet50", batch=256, size=224, rounds=20, amp=True),
