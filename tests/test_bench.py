@@ -118,5 +118,13 @@ def test_measure_and_machine_info():
     assert slow["rounds"] == 1  # max_time stops a slow reference after one round
     info = machine_info("cpu")
     assert info["device"] == "cpu" and info["cpu_count"] >= 1
+    from hideseek.bench.report import _machine_line
+    from hideseek.engine import cpu_has_native_bf16
+
+    assert info["cpu_native_bf16"] is cpu_has_native_bf16()  # recorded: a bf16 figure depends on it
+    doc = {"machine": info, "loadavg_before": None, "loadavg_after": None, "_path": "x.json", "size": "tiny"}
+    assert ("no native bf16" in _machine_line(doc)) is not info["cpu_native_bf16"]
+    del info["cpu_native_bf16"]  # files written before the field existed
+    assert "native bf16 not recorded" in _machine_line(doc)
     avg = loadavg()
     assert avg is None or len(avg) == 3

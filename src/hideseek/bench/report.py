@@ -103,11 +103,16 @@ def _shape(row: dict[str, Any]) -> str:
     return " x ".join(str(v) for v in row.get("shape", []))
 
 
+def _bf16(machine: dict[str, Any]) -> str:
+    native = machine.get("cpu_native_bf16")
+    return "native bf16 not recorded" if native is None else ("native bf16" if native else "no native bf16")
+
+
 def _machine_line(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     v = m["versions"]
     where = f"GPU {m['gpu']['name']} (CUDA {m['gpu']['cuda']})" if m.get("gpu") else \
-        f"CPU {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads)"
+        f"CPU {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads, {_bf16(m)})"
     load = f"load average {doc.get('loadavg_before')} before, {doc.get('loadavg_after')} after"
     return (f"{where}; torch {v['torch']}, timm {v['timm']}, torchvision {v['torchvision']}, numpy "
             f"{v['numpy']}, triton {v['triton']}; {m['date']}, commit {str(m['commit'])[:12]}; {load}. "

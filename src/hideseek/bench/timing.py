@@ -121,6 +121,13 @@ def _version(module: str) -> str | None:
     return getattr(mod, "__version__", None)
 
 
+def _native_bf16() -> bool:
+    """Whether the CPU has native bf16 (a bf16 figure means something else with and without it)."""
+    from hideseek.engine import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Machine and software facts a benchmark figure is meaningless without."""
     import numpy
@@ -135,6 +142,7 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_native_bf16": _native_bf16(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "device": device.type,
         "versions": {"torch": torch.__version__, "numpy": numpy.__version__,
