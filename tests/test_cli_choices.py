@@ -38,6 +38,7 @@ EXPECTED = {
     ("loc", "train", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("loc", "cam", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("loc", "compare-cams", "--cam-methods"): cam_choices.CAM_METHOD_NAMES,
+    ("loc", "compare-cams", "--metrics"): tuple(loc_choices.COMPARE_METRICS),
     ("seg", "train", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("seg", "predict", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
     ("seg", "evaluate", "--cam-method"): cam_choices.CAM_METHOD_NAMES,
