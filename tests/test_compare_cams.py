@@ -73,7 +73,7 @@ def test_compare_cams_averages_runs_of_one_training_method(two_runs):
     assert "| both | 2 | n/a |" in render_comparison(doc)
 
 
-def test_compare_cams_refusals(two_runs, tmp_path, capsys):
+def test_compare_cams_refusals(two_runs, tmp_path, capsys, monkeypatch):
     ckpt = str(two_runs / "none" / "last.pt")
     with pytest.raises(ValueError, match="unknown CAM method"):
         compare_cams([ckpt], ["cam", "gradcamm"])
@@ -81,13 +81,25 @@ def test_compare_cams_refusals(two_runs, tmp_path, capsys):
         compare_cams([ckpt], ["cam", "cam"])
     with pytest.raises(ValueError, match="1 labels for 2 checkpoints"):
         compare_cams([ckpt, str(two_runs / "has" / "last.pt")], ["cam"], labels=["a"])
-    with pytest.raises(ValueError, match="given twice"):
+    with pytest.raises(ValueError, match=f"{ckpt}: checkpoint given twice"):
         compare_cams([ckpt, ckpt], ["cam"])
     with pytest.raises(ValueError, match="metric 'PxAPP'"):
         compare_cams([ckpt], ["cam"], metrics=["PxAPP"])
     assert main(["loc", "compare-cams", "--checkpoints", str(tmp_path / "absent.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "absent.pt" in err[0]
+    # a damaged last checkpoint fails before the first cell is scored, labels given or not
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((two_runs / "has" / "last.pt").read_bytes()[:5000])
+    scored = []
+    monkeypatch.setattr("hideseek.localization.train.evaluate_checkpoint", lambda *a, **k: scored.append(a))
+    capsys.readouterr()
+    assert main(["loc", "compare-cams", "--checkpoints", ckpt, str(bad), "--labels", "a", "b",
+                 "--output", str(tmp_path / "t.md")]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "bad.pt" in err[0]
+    assert scored == [] and not (tmp_path / "t.md").exists()
 
 
 _cell = st.fixed_dictionaries({

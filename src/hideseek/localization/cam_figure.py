@@ -260,7 +260,7 @@ def cam_figures(
     for name in methods:
         get_cam_method(name)  # an unknown name fails before the model is loaded
     if isinstance(sheet_height, bool) or not isinstance(sheet_height, int) or sheet_height < 16:
-        raise ValueError(f"sheet_height {sheet_height!r}: expected an integer >= 16 (pixels)")
+        raise ValueError(f"sheet height {sheet_height!r}: expected an integer >= 16 (pixels)")
     sheet_path = Path(output_dir) / SHEET_NAME if sheet is None else Path(sheet)
     if len(methods) > 1:
         if sheet_path.suffix.lower() not in Image.registered_extensions():

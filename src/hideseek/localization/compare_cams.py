@@ -76,9 +76,15 @@ def compare_cams(checkpoints: Sequence[str | os.PathLike], cam_methods: Sequence
         raise ValueError(f"metrics repeat: {list(metrics)}")
     if labels is not None and len(labels) != len(checkpoints):
         raise ValueError(f"{len(labels)} labels for {len(checkpoints)} checkpoints")
-    if len({os.path.realpath(c) for c in checkpoints}) != len(checkpoints):
-        raise ValueError("a checkpoint is given twice: each run is one sample of its row")
-    names = list(labels) if labels is not None else [training_method(c) for c in checkpoints]
+    seen: set[str] = set()
+    for checkpoint in checkpoints:
+        real = os.path.realpath(checkpoint)
+        if real in seen:
+            raise ValueError(f"{os.fspath(checkpoint)}: checkpoint given twice; each run is one sample of its row")
+        seen.add(real)
+    # every checkpoint is read (and verified) before the first cell: a bad one fails now, not an hour in
+    read = [training_method(c) for c in checkpoints]
+    names = list(labels) if labels is not None else read
     if warm_up:
         _warm_up(checkpoints[0], cam_methods, device)
     rows = []
