@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hideseek.localization.choices import COMPARE_METRICS
+from hideseek.results.tables import format_cell
 
 __all__ = ["COMPARE_METRICS", "compare_cams", "training_method", "render_comparison"]
 
@@ -131,18 +133,15 @@ def _groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, math.nan
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    """Mean and sample std (NaN for one value: the tables then show the mean alone)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
 def _score(runs: list[dict[str, Any]], method: str, metric: str) -> str:
     values = [run["cells"][method].get(metric) for run in runs]
     if any(v is None for v in values):
         return "n/a"
-    mean, std = _mean_std([float(v) for v in values])
-    text = "NaN" if math.isnan(mean) else f"{mean:.2f}" + ("" if math.isnan(std) else f" ± {std:.2f}")
+    text = format_cell(_mean_std([float(v) for v in values]), digits=2)
     if COMPARE_METRICS.get(metric, True):
         policies = sorted({_policy(run["cells"][method]["policy"]) for run in runs})
         text += f" ({', '.join(policies)})"
@@ -171,7 +170,7 @@ def render_comparison(doc: dict[str, Any]) -> str:
         lines.append("")
     lines += ["Seconds per image (evaluation pass: forward, CAM method, protocol; mean over runs):", "", head, sep]
     for name, runs in groups.items():
-        cells = [f"{_mean_std([run['cells'][m]['seconds_per_image'] for run in runs])[0]:.4f}" for m in methods]
+        cells = [f"{statistics.fmean(run['cells'][m]['seconds_per_image'] for run in runs):.4f}" for m in methods]
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     images = sorted({row["cells"][m]["num_images"] for row in doc["rows"] for m in methods})
     lines += ["", f"Images per cell: {', '.join(map(str, images))}. Checkpoints: "
